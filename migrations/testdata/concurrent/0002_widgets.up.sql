@@ -1,0 +1,2 @@
+create table widgets (id int primary key);
+insert into runs values (2);

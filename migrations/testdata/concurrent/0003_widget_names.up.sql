@@ -1,0 +1,2 @@
+alter table widgets add column name text not null;
+insert into runs values (3);
