@@ -1,0 +1,348 @@
+package fake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	texttemplate "text/template"
+	"time"
+)
+
+// Lifetimes DingTalk documents and the Server does not make configurable.
+const (
+	defaultAppTokenTTL = 7200 * time.Second
+	defaultCodeTTL     = 5 * time.Minute
+	userTokenTTL       = 7200 * time.Second
+	refreshTokenTTL    = 30 * 24 * time.Hour
+)
+
+// Options configures a Server. The zero value is usable.
+type Options struct {
+	// Fixture is the simulated world; nil means DefaultFixture().
+	Fixture *Fixture
+	// Now is the clock for token, code and signature lifetimes; nil means time.Now.
+	Now func() time.Time
+	// AppTokenTTL is the app access token lifetime; 0 means 7200 s.
+	AppTokenTTL time.Duration
+	// CodeTTL is the lifetime of login, JSAPI and SNS codes; 0 means 5 min.
+	CodeTTL time.Duration
+	// Logger receives one debug line per request; nil discards.
+	Logger *slog.Logger
+	// BaseURL is the public URL of the fake, used by the scripts it serves.
+	// Empty means: derived from each request's Host (see also SetBaseURL).
+	BaseURL string
+	// HTTPClient sends PushEvent requests; nil means http.DefaultClient.
+	HTTPClient *http.Client
+}
+
+// Server simulates DingTalk's three hosts (api, oapi and login.dingtalk.com)
+// on one http.Handler. It is safe for concurrent use.
+type Server struct {
+	now         func() time.Time
+	appTokenTTL time.Duration
+	codeTTL     time.Duration
+	log         *slog.Logger
+	client      *http.Client
+	mux         *http.ServeMux
+	pages       *htmltemplate.Template
+	scripts     *texttemplate.Template
+
+	mu              sync.Mutex
+	fixture         Fixture
+	baseURL         string
+	appTokens       map[string]*appToken
+	currentAppToken map[string]string // app key → its live token
+	userTokens      map[string]*userToken
+	refreshTokens   map[string]*userToken
+	codes           map[string]*authCode
+	autoApprove     *identity
+	calls           map[string]int
+	faults          map[string]*Fault
+	httpServer      *http.Server
+}
+
+// identity names one employee of one corp.
+type identity struct {
+	corpID, userID string
+}
+
+// New returns a Server for opts.
+func New(opts Options) *Server {
+	fixture := DefaultFixture()
+	if opts.Fixture != nil {
+		fixture = opts.Fixture.clone()
+	}
+	s := &Server{
+		now:             opts.Now,
+		appTokenTTL:     opts.AppTokenTTL,
+		codeTTL:         opts.CodeTTL,
+		log:             opts.Logger,
+		client:          opts.HTTPClient,
+		mux:             http.NewServeMux(),
+		pages:           parsePages(),
+		scripts:         parseScripts(),
+		fixture:         fixture,
+		baseURL:         strings.TrimRight(opts.BaseURL, "/"),
+		appTokens:       map[string]*appToken{},
+		currentAppToken: map[string]string{},
+		userTokens:      map[string]*userToken{},
+		refreshTokens:   map[string]*userToken{},
+		codes:           map[string]*authCode{},
+		calls:           map[string]int{},
+		faults:          map[string]*Fault{},
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.appTokenTTL <= 0 {
+		s.appTokenTTL = defaultAppTokenTTL
+	}
+	if s.codeTTL <= 0 {
+		s.codeTTL = defaultCodeTTL
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.client == nil {
+		s.client = http.DefaultClient
+	}
+	for _, rt := range s.routes() {
+		_, pattern, _ := strings.Cut(rt.endpoint, " ")
+		s.mux.Handle(pattern, s.endpointHandler(rt))
+	}
+	s.mux.HandleFunc("/topapi/", s.handleUnknownTopAPI)
+	s.mux.HandleFunc("/v1.0/", s.handleUnknownNewAPI)
+	return s
+}
+
+// ServeHTTP answers requests for all simulated hosts.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// Start serves on addr (e.g. "127.0.0.1:0") in the background until Close
+// and returns the base URL. If no BaseURL was set, it becomes this URL.
+func (s *Server) Start(addr string) (baseURL string, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("listen: %w", err)
+	}
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	baseURL = "http://" + net.JoinHostPort(host, port)
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      5 * time.Minute, // room for injected latency
+		IdleTimeout:       2 * time.Minute,
+	}
+
+	s.mu.Lock()
+	if s.httpServer != nil {
+		s.mu.Unlock()
+		ln.Close()
+		return "", errors.New("fake dingtalk already started")
+	}
+	s.httpServer = srv
+	if s.baseURL == "" {
+		s.baseURL = baseURL
+	}
+	s.mu.Unlock()
+
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("fake dingtalk stopped", "err", err)
+		}
+	}()
+	return baseURL, nil
+}
+
+// Close stops a server started with Start; it is a no-op otherwise.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	srv := s.httpServer
+	s.httpServer = nil
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	return srv.Close()
+}
+
+// SetBaseURL sets the public URL of the fake, used by the scripts it
+// serves (for example after httptest.NewServer picked a port).
+func (s *Server) SetBaseURL(baseURL string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.baseURL = strings.TrimRight(baseURL, "/")
+}
+
+// publicBaseURL is the URL a browser reaches the fake at.
+func (s *Server) publicBaseURL(r *http.Request) string {
+	s.mu.Lock()
+	base := s.baseURL
+	s.mu.Unlock()
+	if base != "" {
+		return base
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// SetAutoApprove makes every login (web, legacy SNS, and JSAPI for this
+// corp) complete at once as the given employee, with no page shown.
+// An unknown employee makes those logins fail with an error page.
+func (s *Server) SetAutoApprove(corpID, userID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.fixture.corp(corpID); c == nil || c.employee(userID) == nil {
+		s.log.Warn("fake dingtalk: auto-approve identity not in fixture", "corp_id", corpID, "user_id", userID)
+	}
+	s.autoApprove = &identity{corpID: corpID, userID: userID}
+}
+
+// ClearAutoApprove brings back the interactive login pages.
+func (s *Server) ClearAutoApprove() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.autoApprove = nil
+}
+
+// SetLeft marks an employee as having left the corp (or re-joined it).
+func (s *Server) SetLeft(corpID, userID string, left bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var e *Employee
+	if c := s.fixture.corp(corpID); c != nil {
+		e = c.employee(userID)
+	}
+	if e == nil {
+		s.log.Warn("fake dingtalk: SetLeft on unknown employee", "corp_id", corpID, "user_id", userID)
+		return
+	}
+	e.Left = left
+}
+
+// ExpireAppTokens invalidates every app access token issued so far; the
+// next call with one fails as with a revoked token (40014,
+// InvalidAuthentication) and A1/A2/A3 issue new ones.
+func (s *Server) ExpireAppTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.appTokens)
+	clear(s.currentAppToken)
+}
+
+// Calls reports how many requests reached endpoint (an Endpoint… constant)
+// since the start or the last ResetCalls.
+func (s *Server) Calls(endpoint string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[endpoint]
+}
+
+// ResetCalls sets every call counter to zero.
+func (s *Server) ResetCalls() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.calls)
+}
+
+// requestIDKey is the context key of the request id of one request.
+type requestIDKey struct{}
+
+// requestID returns the id the Server gave r.
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey{}).(string)
+	return id
+}
+
+// endpointHandler counts the call, assigns a request id, applies faults
+// and method checks, then runs the route's handler.
+func (s *Server) endpointHandler(rt route) http.Handler {
+	method, _, _ := strings.Cut(rt.endpoint, " ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt.cors {
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+			if r.Method == http.MethodOptions {
+				w.Header().Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+				w.Header().Set("Access-Control-Allow-Headers", "Content-Type")
+				w.Header().Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		id := newRequestID(rt.family)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+		if rt.family == familyNew {
+			w.Header().Set("x-acs-request-id", id)
+			w.Header().Set("x-acs-trace-id", randomHex(16))
+		}
+		fault, faulty := s.begin(rt.endpoint)
+		s.log.DebugContext(r.Context(), "fake dingtalk request",
+			"endpoint", rt.endpoint, "method", r.Method, "request_id", id, "fault", faulty)
+		if faulty {
+			s.serveFault(w, r, rt, method, fault)
+			return
+		}
+		s.serveRoute(w, r, rt, method)
+	})
+}
+
+// begin counts a call and takes the endpoint's fault, if any.
+func (s *Server) begin(endpoint string) (Fault, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls[endpoint]++
+	return s.takeFaultLocked(endpoint)
+}
+
+// serveRoute checks the method the way the endpoint's host does, then
+// runs the handler.
+func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route, method string) {
+	if r.Method == method || (method == http.MethodGet && r.Method == http.MethodHead) {
+		rt.handle(w, r)
+		return
+	}
+	switch rt.family {
+	case familyOld:
+		if method == http.MethodGet {
+			writeOldError(w, r, 43001, "")
+		} else {
+			writeOldError(w, r, 43002, "")
+		}
+	case familyNew:
+		writeNewError(w, r, http.StatusNotFound, "InvalidAction.NotFound",
+			"Specified api is not found, please check your url and method.")
+	default:
+		w.Header().Set("Allow", method)
+		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+// handleUnknownTopAPI answers paths under /topapi/ that DingTalk does not have.
+func (s *Server) handleUnknownTopAPI(w http.ResponseWriter, r *http.Request) {
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, newRequestID(familyOld)))
+	writeOldError(w, r, 22, fmt.Sprintf("Invalid method[%s]", r.URL.Path))
+}
+
+// handleUnknownNewAPI answers paths under /v1.0/ that DingTalk does not have.
+func (s *Server) handleUnknownNewAPI(w http.ResponseWriter, r *http.Request) {
+	id := newRequestID(familyNew)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	w.Header().Set("x-acs-request-id", id)
+	writeNewError(w, r, http.StatusNotFound, "InvalidAction.NotFound",
+		"Specified api is not found, please check your url and method.")
+}
