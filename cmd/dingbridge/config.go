@@ -1,0 +1,396 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole of dingbridge's configuration: one YAML file, secrets
+// pulled in from the environment as ${VAR}. Every key is documented in
+// config.example.yaml, which a test loads.
+type Config struct {
+	Issuer   string         `yaml:"issuer"`
+	Listen   string         `yaml:"listen"`
+	Log      LogConfig      `yaml:"log"`
+	Database DatabaseConfig `yaml:"database"`
+	Secrets  SecretsConfig  `yaml:"secrets"`
+	DingTalk DingTalkConfig `yaml:"dingtalk"`
+	Corps    []CorpConfig   `yaml:"corps"`
+	Clients  []ClientConfig `yaml:"clients"`
+}
+
+// LogConfig chooses the log level and format.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // json | text
+}
+
+// DatabaseConfig says where Postgres is and how to use it.
+type DatabaseConfig struct {
+	URL         string `yaml:"url"`
+	AutoMigrate *bool  `yaml:"auto_migrate"`
+	MaxConns    int32  `yaml:"max_conns"`
+}
+
+// SecretsConfig holds the keys dingbridge uses to protect what it stores and
+// what it hands to browsers. Each is base64 (standard alphabet) and usually
+// comes from the environment.
+type SecretsConfig struct {
+	KeyEncryptionKey string `yaml:"key_encryption_key"`
+	CookieHashKey    string `yaml:"cookie_hash_key"`
+	CookieBlockKey   string `yaml:"cookie_block_key"`
+}
+
+// DingTalkConfig holds the DingTalk endpoints. They are configuration so that
+// tests and the demo can point them at the simulator.
+type DingTalkConfig struct {
+	APIBaseURL     string        `yaml:"api_base_url"`
+	OAPIBaseURL    string        `yaml:"oapi_base_url"`
+	LoginBaseURL   string        `yaml:"login_base_url"`
+	JSAPIScriptURL string        `yaml:"jsapi_script_url"`
+	Timeout        time.Duration `yaml:"timeout"`
+}
+
+// CorpConfig is one DingTalk organisation and the internal app dingbridge
+// uses inside it.
+type CorpConfig struct {
+	ID                  string    `yaml:"id"`
+	Name                string    `yaml:"name"`
+	AppKey              string    `yaml:"app_key"`
+	AppSecret           string    `yaml:"app_secret"`
+	AgentID             string    `yaml:"agent_id"`
+	LegacyTokenEndpoint bool      `yaml:"legacy_token_endpoint"`
+	SNS                 SNSConfig `yaml:"sns"`
+}
+
+// SNSConfig is an optional legacy "scan login" app (connect/qrconnect).
+type SNSConfig struct {
+	AppID     string `yaml:"app_id"`
+	AppSecret string `yaml:"app_secret"`
+}
+
+// ClientConfig is one relying party: an internal system that signs its users
+// in through dingbridge.
+type ClientConfig struct {
+	ID                     string   `yaml:"id"`
+	Name                   string   `yaml:"name"`
+	Secret                 string   `yaml:"secret"`
+	Public                 bool     `yaml:"public"`
+	RedirectURIs           []string `yaml:"redirect_uris"`
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
+	InitiateLoginURI       string   `yaml:"initiate_login_uri"`
+	Scopes                 []string `yaml:"scopes"`
+	Corps                  []string `yaml:"corps"`
+}
+
+// Defaults for keys a config file may leave out.
+const (
+	defaultListen         = ":8080"
+	defaultAPIBaseURL     = "https://api.dingtalk.com"
+	defaultOAPIBaseURL    = "https://oapi.dingtalk.com"
+	defaultLoginBaseURL   = "https://login.dingtalk.com"
+	defaultJSAPIScriptURL = "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js"
+	defaultTimeout        = 5 * time.Second
+)
+
+// knownScopes are the scopes a client may be allowed to request.
+var knownScopes = []string{"openid", "profile", "email", "phone", "groups", "offline_access", "dingtalk"}
+
+// LoadConfig reads the YAML file at path, rejects unknown keys, expands
+// ${VAR} references from lookup, and applies defaults. It does not validate:
+// call Validate for that, so that every problem is reported at once.
+func LoadConfig(path string, lookup func(string) (string, bool)) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(raw, lookup)
+}
+
+// ParseConfig is LoadConfig on bytes already read.
+func ParseConfig(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("parse config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var errs []error
+	expandEnv(reflect.ValueOf(&cfg).Elem(), "", lookup, &errs)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	cfg.applyDefaults()
+	return &cfg, nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEnv replaces ${VAR} in every string field, naming the YAML key of
+// each reference to an unset variable. It walks the struct rather than the
+// raw text so that a secret containing YAML syntax cannot change the file's
+// structure.
+func expandEnv(v reflect.Value, path string, lookup func(string) (string, bool), errs *[]error) {
+	switch v.Kind() {
+	case reflect.String:
+		s := v.String()
+		v.SetString(envRef.ReplaceAllStringFunc(s, func(ref string) string {
+			name := envRef.FindStringSubmatch(ref)[1]
+			val, ok := lookup(name)
+			if !ok {
+				*errs = append(*errs, fmt.Errorf("%s: environment variable %s is not set", path, name))
+			}
+			return val
+		}))
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			key, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+			expandEnv(v.Field(i), joinKey(path, key), lookup, errs)
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			expandEnv(v.Index(i), fmt.Sprintf("%s[%d]", path, i), lookup, errs)
+		}
+	case reflect.Pointer:
+		if !v.IsNil() {
+			expandEnv(v.Elem(), path, lookup, errs)
+		}
+	}
+}
+
+func joinKey(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = defaultListen
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.Database.AutoMigrate == nil {
+		on := true
+		c.Database.AutoMigrate = &on
+	}
+	d := &c.DingTalk
+	if d.APIBaseURL == "" {
+		d.APIBaseURL = defaultAPIBaseURL
+	}
+	if d.OAPIBaseURL == "" {
+		d.OAPIBaseURL = defaultOAPIBaseURL
+	}
+	if d.LoginBaseURL == "" {
+		d.LoginBaseURL = defaultLoginBaseURL
+	}
+	if d.JSAPIScriptURL == "" {
+		d.JSAPIScriptURL = defaultJSAPIScriptURL
+	}
+	if d.Timeout == 0 {
+		d.Timeout = defaultTimeout
+	}
+	for i := range c.Clients {
+		if len(c.Clients[i].Scopes) == 0 {
+			c.Clients[i].Scopes = []string{"openid", "profile", "email", "phone", "groups"}
+		}
+	}
+}
+
+// Validate reports every problem in the configuration at once, each named by
+// its YAML key, joined with errors.Join. needDatabase is false for the demo,
+// which keeps its state in memory.
+func (c *Config) Validate(needDatabase bool) error {
+	var p problems
+	p.url("issuer", c.Issuer, urlRules{required: true, noQuery: true})
+	if strings.HasSuffix(c.Issuer, "/") {
+		p.add("issuer", "must not end with /: the issuer is compared as an exact string by every client")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		p.add("listen", "must be host:port (e.g. :8080): %v", err)
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		p.add("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level)
+	}
+	if !slices.Contains([]string{"json", "text"}, c.Log.Format) {
+		p.add("log.format", "must be json or text; got %q", c.Log.Format)
+	}
+	if needDatabase && c.Database.URL == "" {
+		p.add("database.url", "is required (e.g. postgres://dingbridge@db:5432/dingbridge)")
+	}
+	if c.Database.MaxConns < 0 {
+		p.add("database.max_conns", "must not be negative")
+	}
+	p.key("secrets.key_encryption_key", c.Secrets.KeyEncryptionKey, 32)
+	p.key("secrets.cookie_hash_key", c.Secrets.CookieHashKey, 32, 64)
+	p.key("secrets.cookie_block_key", c.Secrets.CookieBlockKey, 32)
+
+	d := c.DingTalk
+	p.url("dingtalk.api_base_url", d.APIBaseURL, urlRules{required: true, noQuery: true})
+	p.url("dingtalk.oapi_base_url", d.OAPIBaseURL, urlRules{required: true, noQuery: true})
+	p.url("dingtalk.login_base_url", d.LoginBaseURL, urlRules{required: true, noQuery: true})
+	p.url("dingtalk.jsapi_script_url", d.JSAPIScriptURL, urlRules{required: true})
+	if d.Timeout < 0 || d.Timeout > time.Minute {
+		p.add("dingtalk.timeout", "must be between 0 and 1m; got %s", d.Timeout)
+	}
+
+	if len(c.Corps) == 0 {
+		p.add("corps", "at least one DingTalk corp is required")
+	}
+	corpIDs := map[string]bool{}
+	for i, corp := range c.Corps {
+		k := fmt.Sprintf("corps[%d]", i)
+		switch {
+		case corp.ID == "":
+			p.add(k+".id", "is required (the corpId, starting with ding…)")
+		case corpIDs[corp.ID]:
+			p.add(k+".id", "%q is configured twice", corp.ID)
+		}
+		corpIDs[corp.ID] = true
+		if corp.AppKey == "" {
+			p.add(k+".app_key", "is required (the internal app's Client ID / AppKey)")
+		}
+		if corp.AppSecret == "" {
+			p.add(k+".app_secret", "is required (the internal app's Client Secret / AppSecret)")
+		}
+		if (corp.SNS.AppID == "") != (corp.SNS.AppSecret == "") {
+			p.add(k+".sns", "app_id and app_secret must be set together (or both left out)")
+		}
+	}
+
+	clientIDs := map[string]bool{}
+	for i, cl := range c.Clients {
+		k := fmt.Sprintf("clients[%d]", i)
+		switch {
+		case cl.ID == "":
+			p.add(k+".id", "is required")
+		case clientIDs[cl.ID]:
+			p.add(k+".id", "%q is configured twice", cl.ID)
+		}
+		clientIDs[cl.ID] = true
+		switch {
+		case cl.Public && cl.Secret != "":
+			p.add(k+".secret", "must be empty for a public client (public clients use PKCE instead)")
+		case !cl.Public && len(cl.Secret) < 16:
+			p.add(k+".secret", "is required for a confidential client and must be at least 16 characters")
+		}
+		if len(cl.RedirectURIs) == 0 {
+			p.add(k+".redirect_uris", "at least one redirect URI is required")
+		}
+		for j, u := range cl.RedirectURIs {
+			p.url(fmt.Sprintf("%s.redirect_uris[%d]", k, j), u, urlRules{required: true})
+		}
+		for j, u := range cl.PostLogoutRedirectURIs {
+			p.url(fmt.Sprintf("%s.post_logout_redirect_uris[%d]", k, j), u, urlRules{required: true})
+		}
+		p.url(k+".initiate_login_uri", cl.InitiateLoginURI, urlRules{})
+		if !slices.Contains(cl.Scopes, "openid") {
+			p.add(k+".scopes", "must include openid")
+		}
+		for _, s := range cl.Scopes {
+			if !slices.Contains(knownScopes, s) {
+				p.add(k+".scopes", "unknown scope %q (known: %s)", s, strings.Join(knownScopes, ", "))
+			}
+		}
+		for _, corp := range cl.Corps {
+			if !corpIDs[corp] {
+				p.add(k+".corps", "%q is not a configured corp id", corp)
+			}
+		}
+	}
+	return errors.Join(p...)
+}
+
+// problems collects validation failures, each prefixed by its YAML key.
+type problems []error
+
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+// key checks a base64-encoded secret. It never prints the value.
+func (p *problems) key(name, value string, sizes ...int) {
+	want := fmt.Sprint(sizes[0])
+	if len(sizes) > 1 {
+		want = fmt.Sprintf("%d or %d", sizes[0], sizes[1])
+	}
+	if value == "" {
+		p.add(name, "is required: %s random bytes, base64 (e.g. openssl rand -base64 %d)", want, sizes[0])
+		return
+	}
+	b, err := base64.StdEncoding.DecodeString(value)
+	if err != nil {
+		p.add(name, "is not valid base64")
+		return
+	}
+	if !slices.Contains(sizes, len(b)) {
+		p.add(name, "must decode to %s bytes; got %d", want, len(b))
+	}
+}
+
+type urlRules struct {
+	required bool
+	noQuery  bool
+}
+
+// url checks an absolute https URL; plain http is accepted only for
+// loopback hosts (local development and the demo). Fragments are refused
+// everywhere: OAuth forbids them in redirect URIs and they mean nothing to an
+// issuer or an API base.
+func (p *problems) url(name, raw string, r urlRules) {
+	if raw == "" {
+		if r.required {
+			p.add(name, "is required")
+		}
+		return
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		p.add(name, "is not a valid URL: %v", err)
+		return
+	case !u.IsAbs() || u.Host == "":
+		p.add(name, "must be an absolute URL; got %q", raw)
+		return
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		p.add(name, "must not contain a fragment (#…)")
+	case r.noQuery && u.RawQuery != "":
+		p.add(name, "must not contain a query string")
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			p.add(name, "must use https (plain http only for localhost/127.0.0.1); got %q", raw)
+		}
+	default:
+		p.add(name, "must use https; got scheme %q", u.Scheme)
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dingbridge/dingbridge/migrations"
+)
+
+// Timeouts for the HTTP server: a slow or idle client cannot hold a
+// connection forever, and shutdown waits a bounded time for requests in
+// flight.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+	shutdownTimeout   = 15 * time.Second
+	readyTimeout      = 2 * time.Second
+	migrateTimeout    = 2 * time.Minute
+)
+
+// openDatabase builds the pgx pool. It does not connect: the pool connects on
+// first use, so a Postgres outage at start-up shows as "not ready" rather than
+// a crash loop.
+func openDatabase(ctx context.Context, db DatabaseConfig) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(db.URL)
+	if err != nil {
+		// pgx's parse errors can quote the URL, password included.
+		return nil, errors.New("database.url is not a valid Postgres connection string")
+	}
+	if db.MaxConns > 0 {
+		pc.MaxConns = db.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return pool, nil
+}
+
+// serve runs the provider until ctx is cancelled.
+func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writer) error {
+	pool, err := openDatabase(ctx, cfg.Database)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	if *cfg.Database.AutoMigrate {
+		mctx, cancel := context.WithTimeout(ctx, migrateTimeout)
+		err := migrations.Up(mctx, pool)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("apply migrations (database.auto_migrate is on): %w", err)
+		}
+		logger.InfoContext(ctx, "database migrations applied")
+	}
+
+	ready := func(ctx context.Context) error { return pool.Ping(ctx) }
+	return listenAndServe(ctx, cfg.Listen, newRouter(logger, ready), logger, stdout)
+}
+
+// newRouter holds every route and the middleware order, in one place.
+func newRouter(logger *slog.Logger, ready func(context.Context) error) chi.Router {
+	r := chi.NewRouter()
+	r.Use(withRequestID, accessLog(logger), recoverer(logger))
+	r.Get("/healthz/live", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/healthz/ready", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		if err := ready(ctx); err != nil {
+			logger.WarnContext(r.Context(), "not ready", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+				"status": "unavailable", "reason": "database unreachable"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	return r
+}
+
+// recoverer turns a panic in a handler into a logged 500, so one bad request
+// cannot take the process down.
+func recoverer(logger *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					logger.ErrorContext(r.Context(), "handler panic", "panic", fmt.Sprint(v), "path", r.URL.Path)
+					http.Error(w, "internal error", http.StatusInternalServerError)
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// listenAndServe serves h on addr until ctx is cancelled, then shuts down
+// gracefully. It prints the bound address on stdout, which matters when addr
+// asks for port 0.
+func listenAndServe(ctx context.Context, addr string, h http.Handler, logger *slog.Logger, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	fmt.Fprintf(stdout, "dingbridge listening on http://%s\n", ln.Addr())
+	logger.InfoContext(ctx, "listening", "addr", ln.Addr().String())
+	return serveUntilDone(ctx, newHTTPServer(h, logger), ln, logger)
+}
+
+// newHTTPServer is the one place server limits are set.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// serveUntilDone runs srv on ln and shuts it down when ctx ends.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, logger *slog.Logger) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	logger.InfoContext(ctx, "shutting down", "grace", shutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	return nil
+}
