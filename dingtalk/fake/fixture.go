@@ -348,7 +348,7 @@ func DefaultFixture() Fixture {
 				AppSecret:      DemoApp2Secret,
 				AgentID:        "3098765402",
 				CallbackToken:  "demotoken2",
-				CallbackAESKey: "dingbridgeDemoCallbackAesKeyForCorpNumber02",
+				CallbackAESKey: "dingbridgeDemoCallbackAesKeyForSecondCorp02",
 			}},
 			Departments: []Department{
 				{ID: 1, Name: "星河制造集团"},

@@ -10,15 +10,24 @@ func TestDefaultFixture(t *testing.T) {
 		t.Fatalf("%d corps, want at least 2", len(f.Corps))
 	}
 	unionIDs := map[string]bool{}
+	// Base64 of 43 characters drops the low bits of the last one, so keys
+	// that differ only there are the same key.
+	aesKeys := map[string]string{}
 	for _, c := range f.Corps {
 		t.Run(c.Name, func(t *testing.T) {
 			if len(c.Apps) != 1 || c.department(1) == nil {
 				t.Errorf("corp %s: %d apps, root %v; want one app and a root department", c.ID, len(c.Apps), c.department(1))
 			}
 			for _, a := range c.Apps {
-				if _, err := newCallbackCipher(a.CallbackToken, a.CallbackAESKey, a.AppKey); err != nil {
+				cc, err := newCallbackCipher(a.CallbackToken, a.CallbackAESKey, a.AppKey)
+				if err != nil {
 					t.Errorf("app %s callback settings: %v", a.AppKey, err)
+					continue
 				}
+				if other, ok := aesKeys[string(cc.key)]; ok {
+					t.Errorf("app %s callback aes key decodes to the same key as app %s's", a.AppKey, other)
+				}
+				aesKeys[string(cc.key)] = a.AppKey
 			}
 			if n := len(c.Employees); n < 5 || n > 8 {
 				t.Errorf("%d employees, want 5 to 8", n)
