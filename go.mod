@@ -3,26 +3,42 @@ module github.com/dingbridge/dingbridge
 go 1.26
 
 require (
+	github.com/coreos/go-oidc/v3 v3.17.0
 	github.com/go-chi/chi/v5 v5.5.0
+	github.com/go-jose/go-jose/v4 v4.1.4
 	github.com/jackc/pgx/v5 v5.12.0
+	golang.org/x/oauth2 v0.36.0
+	golang.org/x/text v0.41.0
 	gopkg.in/yaml.v3 v3.0.1
 )
 
-// The project's fixed choices for the OpenID Connect provider, pinned now so
-// every later change builds on the same versions. zitadel/oidc must stay at
-// v3.49.2 (the newest the module proxy serves). No package imports these yet,
-// so "go mod tidy" would drop them: keep this block until the provider lands.
+// zitadel/oidc must stay at v3.49.2, the newest the module proxy serves.
 require (
-	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
-	github.com/gorilla/sessions v1.4.0 // indirect
-	github.com/zitadel/oidc/v3 v3.49.2 // indirect
+	github.com/gorilla/sessions v1.4.0
+	github.com/zitadel/oidc/v3 v3.49.2
 )
 
+// golang-jwt/jwt/v5 is one of the project's fixed choices; nothing imports
+// it yet (zitadel signs with go-jose), so "go mod tidy" would drop it. It is
+// kept pinned for the back-channel logout tokens dingbridge will sign.
+require github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
+
 require (
+	github.com/bmatcuk/doublestar/v4 v4.10.0 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/go-logr/logr v1.4.3 // indirect
+	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/gorilla/securecookie v1.1.2 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	github.com/muhlemmer/gu v0.3.1 // indirect
+	github.com/muhlemmer/httpforwarded v0.1.0 // indirect
+	github.com/rs/cors v1.11.1 // indirect
+	github.com/zitadel/schema v1.3.2 // indirect
+	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
+	go.opentelemetry.io/otel v1.44.0 // indirect
+	go.opentelemetry.io/otel/metric v1.44.0 // indirect
+	go.opentelemetry.io/otel/trace v1.44.0 // indirect
 	golang.org/x/sync v0.22.0 // indirect
-	golang.org/x/text v0.41.0 // indirect
 )

@@ -2,11 +2,9 @@
 // authorize, token, userinfo, introspection, revocation and end-session on top
 // of github.com/zitadel/oidc/v3's op package, stores auth requests, codes,
 // tokens, SSO sessions and signing keys (in Postgres, or in memory for the
-// demo), and runs the DingTalk legs of a sign-in (/login, /workbench, the
-// DingTalk callbacks). It asks package mapping who a DingTalk identity is and
-// package dingtalk what DingTalk says; it must not know how either stores or
-// fetches anything, and it never imports package web.
-//
-// The provider arrives with the OpenID Connect provider issue; until then
-// this package holds only this description.
+// demo), and sends every authorization request that no SSO session can
+// satisfy to an Authenticator: the DingTalk login, or a stand-in in tests.
+// It learns who an account is through AccountSource (the mapping supplies
+// it); it must not know how accounts are stored or how DingTalk is called,
+// and it never imports package web.
 package idp

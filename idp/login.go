@@ -1,0 +1,160 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+)
+
+// Login is who signed in, as an Authenticator reports it to Finish.
+type Login struct {
+	Subject  string   // the account id (OIDC sub)
+	AMR      []string // how: e.g. ["dingtalk", "qr"]
+	DingTalk DingTalkIDs
+}
+
+// login handles GET /login?authRequestID=…: the page every authorization
+// request is sent to. A live SSO session that satisfies the request's prompt
+// and max_age finishes it at once; prompt=none without one fails with
+// login_required; anything else goes to the Authenticator.
+func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
+	ar, ok := p.pendingRequest(w, r, r.URL.Query().Get("authRequestID"))
+	if !ok {
+		return
+	}
+	if s := p.usableSession(r, ar); s != nil {
+		p.complete(w, r, ar, Completion{
+			Subject: s.Subject, AuthTime: s.AuthTime, AMR: s.AMR, SessionID: s.ID, DingTalk: s.DingTalk,
+		})
+		return
+	}
+	if slices.Contains(ar.Prompt, oidc.PromptNone) {
+		p.redirectError(w, r, errorTarget{ar.RedirectURI, ar.State},
+			oidc.ErrLoginRequired().WithDescription("the user is not signed in"))
+		return
+	}
+	p.auth.Authenticate(w, r, ar)
+}
+
+// pendingRequest loads an authorization request that this browser started
+// and that can still be completed, or shows the page that says why not.
+func (p *Provider) pendingRequest(w http.ResponseWriter, r *http.Request, id string) (*AuthRequest, bool) {
+	ar, err := p.store.AuthRequest(r.Context(), id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
+		return nil, false
+	case err != nil:
+		p.log.ErrorContext(r.Context(), "load auth request", "err", err)
+		p.pages.error(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		return nil, false
+	case ar.Done || !p.now().Before(ar.ExpiresAt):
+		p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
+		return nil, false
+	case !p.cookies.sameBrowser(r, ar.BrowserID):
+		p.pages.error(w, r, http.StatusForbidden, msgOtherBrowser)
+		return nil, false
+	}
+	return ar, true
+}
+
+// usableSession returns the browser's SSO session if it satisfies ar:
+// alive, not ruled out by prompt=login or max_age (OIDC Core 3.1.2.1), of
+// the subject an id_token_hint names, and of an account that may sign in.
+func (p *Provider) usableSession(r *http.Request, ar *AuthRequest) *Session {
+	id := p.cookies.value(r, cookieSessionID)
+	if id == "" {
+		return nil
+	}
+	s, err := p.store.Session(r.Context(), id)
+	now := p.now()
+	switch {
+	case err != nil, s.EndedAt != nil, !now.Before(s.ExpiresAt):
+		return nil
+	case slices.Contains(ar.Prompt, oidc.PromptLogin):
+		return nil
+	case ar.MaxAge != nil && now.Sub(s.AuthTime) > *ar.MaxAge:
+		return nil
+	case ar.MaxAge != nil && *ar.MaxAge == 0:
+		return nil
+	case ar.HintSubject != "" && ar.HintSubject != s.Subject:
+		return nil
+	}
+	if p.storage.accountActive(r.Context(), s.Subject) != nil {
+		return nil
+	}
+	return s
+}
+
+// Finish is called by the Authenticator when a person has signed in for the
+// authorization request authRequestID. It starts a new SSO session (a new
+// id, so that a session id planted in the browser beforehand is worthless)
+// and sends the browser back to the client with a code.
+func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, authRequestID string, l Login) {
+	ar, ok := p.pendingRequest(w, r, authRequestID)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	if err := p.storage.accountActive(ctx, l.Subject); err != nil {
+		p.log.InfoContext(ctx, "sign-in refused: account not active", "account_id", l.Subject, "err", err)
+		p.pages.error(w, r, http.StatusForbidden, msgAccountDisabled)
+		return
+	}
+	now := p.now()
+	s := &Session{
+		ID:        randomID(),
+		Subject:   l.Subject,
+		AuthTime:  now,
+		AMR:       l.AMR,
+		DingTalk:  l.DingTalk,
+		CreatedAt: now,
+		ExpiresAt: now.Add(p.sessLife),
+	}
+	if err := p.store.CreateSession(ctx, s); err != nil {
+		p.log.ErrorContext(ctx, "create session", "err", err)
+		p.pages.error(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		return
+	}
+	p.endBrowserSession(ctx, r)
+	p.cookies.set(w, r, cookieSessionID, s.ID)
+	p.complete(w, r, ar, Completion{
+		Subject: s.Subject, AuthTime: s.AuthTime, AMR: s.AMR, SessionID: s.ID, DingTalk: s.DingTalk,
+	})
+}
+
+// endBrowserSession ends the SSO session the browser's cookie names, if any.
+func (p *Provider) endBrowserSession(ctx context.Context, r *http.Request) {
+	if old := p.cookies.value(r, cookieSessionID); old != "" {
+		if err := p.store.EndSession(ctx, old, p.now()); err != nil && !errors.Is(err, ErrNotFound) {
+			p.log.WarnContext(ctx, "end previous session", "err", err)
+		}
+	}
+}
+
+// complete records who authenticated for ar and returns a code to the
+// client. The code is random; only its hash is stored.
+func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *AuthRequest, c Completion) {
+	ctx := r.Context()
+	now := p.now()
+	err := p.store.CompleteAuthRequest(ctx, ar.ID, c, now)
+	if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
+		p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
+		return
+	}
+	code := randomSecret()
+	if err == nil {
+		err = p.store.SaveCode(ctx, ar.ID, hashToken(code), now.Add(codeLifetime))
+	}
+	if err != nil {
+		p.log.ErrorContext(ctx, "complete auth request", "err", err)
+		p.pages.error(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		return
+	}
+	p.log.InfoContext(ctx, "sign-in complete", "client_id", ar.ClientID, "account_id", c.Subject, "auth_request_id", ar.ID)
+	p.redirectToClient(w, r, ar.RedirectURI, ar.State, url.Values{"code": {code}})
+}

@@ -1,0 +1,97 @@
+package idp
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/sessions"
+)
+
+// cookies reads and writes the provider's one browser cookie. It holds only
+// references, signed and encrypted (gorilla/securecookie): a random browser
+// id that binds authorization requests to the browser that started them
+// (BR-02), and the id of the browser's SSO session, whose content lives in
+// the Store so that any replica can read it.
+type cookies struct {
+	store *sessions.CookieStore
+	name  string
+}
+
+// Keys of the cookie's values.
+const (
+	cookieBrowserID  = "b"
+	cookieSessionID  = "s"
+	cookieLogoutCSRF = "x"
+)
+
+func newCookies(hashKey, blockKey []byte, secure bool, lifetime time.Duration) (*cookies, error) {
+	var errs []error
+	if n := len(hashKey); n != 32 && n != 64 {
+		errs = append(errs, fmt.Errorf("cookie hash key must be 32 or 64 bytes, got %d", n))
+	}
+	if n := len(blockKey); n != 32 {
+		errs = append(errs, fmt.Errorf("cookie block key must be 32 bytes, got %d", n))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	cs := sessions.NewCookieStore(hashKey, blockKey)
+	cs.MaxAge(int(lifetime.Seconds()))
+	cs.Options.HttpOnly = true
+	cs.Options.Secure = secure
+	cs.Options.SameSite = http.SameSiteLaxMode // sent on the top-level redirects back from DingTalk and clients
+	cs.Options.Path = "/"
+	name := "dingbridge"
+	if secure {
+		// __Host-: only this host, path /, Secure; no subdomain can set it.
+		name = "__Host-dingbridge"
+	}
+	return &cookies{store: cs, name: name}, nil
+}
+
+// session decodes the cookie; a missing, expired or forged one yields an
+// empty session.
+func (c *cookies) session(r *http.Request) *sessions.Session {
+	s, _ := c.store.New(r, c.name) // on a decode error s is a fresh, empty session
+	return s
+}
+
+func (c *cookies) value(r *http.Request, key string) string {
+	v, _ := c.session(r).Values[key].(string)
+	return v
+}
+
+// set stores key/value pairs in the cookie, keeping its other values; an
+// empty value deletes its key. One call per response: each call writes the
+// whole cookie from the request's copy.
+func (c *cookies) set(w http.ResponseWriter, r *http.Request, kv ...string) {
+	s := c.session(r)
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			delete(s.Values, kv[i])
+		} else {
+			s.Values[kv[i]] = kv[i+1]
+		}
+	}
+	_ = c.store.Save(r, w, s) // encoding only fails for unencodable values
+}
+
+// browserID returns this browser's id, creating it on first use.
+func (c *cookies) browserID(w http.ResponseWriter, r *http.Request) string {
+	if id := c.value(r, cookieBrowserID); id != "" {
+		return id
+	}
+	id := randomSecret()
+	c.set(w, r, cookieBrowserID, id)
+	return id
+}
+
+// sameBrowser reports whether this browser started the request whose
+// browser binding is hash.
+func (c *cookies) sameBrowser(r *http.Request, hash string) bool {
+	id := c.value(r, cookieBrowserID)
+	return id != "" && subtle.ConstantTimeCompare([]byte(hashToken(id)), []byte(hash)) == 1
+}

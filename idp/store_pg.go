@@ -1,0 +1,710 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+var _ Store = (*PostgresStore)(nil)
+
+// PostgresStore is the production Store: the tables of migration
+// 0003_idp_state, shared by every replica. Everything single-use is consumed
+// by one conditional UPDATE, so Postgres's row locks decide which of several
+// racing replicas wins. Times are compared with the now the caller passes,
+// never with the database clock.
+//
+// Transactions that lock rows of several tables, or several rows of one,
+// lock them in one order, so that they cannot deadlock: one auth request or
+// session row first, then refresh tokens in hash order, then access tokens in
+// id order (see the revoke* statements). The only other multi-row writer,
+// DeleteExpired, skips rows that others hold, so it never waits.
+type PostgresStore struct {
+	pool      *pgxpool.Pool
+	batchSize int // rows DeleteExpired removes per transaction
+}
+
+// NewPostgresStore returns a PostgresStore on pool, whose database has the
+// migrations applied.
+func NewPostgresStore(pool *pgxpool.Pool) *PostgresStore {
+	return &PostgresStore{pool: pool, batchSize: 1000}
+}
+
+// dbError translates what callers branch on into this package's sentinels,
+// so that pgx.ErrNoRows and SQLSTATEs never leave this file: no row is
+// ErrNotFound, a unique violation ErrConflict, and any other server error
+// keeps its text but not its type (it is a failure, not an answer). Other
+// errors stay wrapped, so that callers still see context.DeadlineExceeded.
+func dbError(op string, err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%s: %w", op, ErrNotFound)
+	}
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
+		if pgErr.Code == "23505" { // unique_violation
+			return fmt.Errorf("%s: %w", op, ErrConflict)
+		}
+		return fmt.Errorf("%s: %v", op, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+const authRequestColumns = `id, client_id, redirect_uri, scopes, state, nonce, response_type,
+	response_mode, code_challenge, code_challenge_method, prompt, max_age, ui_locales,
+	login_hint, hint_subject, browser_id, created_at, expires_at,
+	done, subject, auth_time, amr, session_id, dingtalk_corp_id, dingtalk_user_id, dingtalk_union_id`
+
+func scanAuthRequest(row pgx.Row) (*AuthRequest, error) {
+	var (
+		ar       AuthRequest
+		authTime *time.Time
+	)
+	err := row.Scan(&ar.ID, &ar.ClientID, &ar.RedirectURI, &ar.Scopes, &ar.State, &ar.Nonce, &ar.ResponseType,
+		&ar.ResponseMode, &ar.CodeChallenge, &ar.CodeChallengeMethod, &ar.Prompt, &ar.MaxAge, &ar.UILocales,
+		&ar.LoginHint, &ar.HintSubject, &ar.BrowserID, &ar.CreatedAt, &ar.ExpiresAt,
+		&ar.Done, &ar.Subject, &authTime, &ar.AMR, &ar.SessionID, &ar.DingTalk.CorpID, &ar.DingTalk.UserID, &ar.DingTalk.UnionID)
+	if err != nil {
+		return nil, err
+	}
+	ar.Scopes, ar.Prompt, ar.UILocales, ar.AMR = emptyNil(ar.Scopes), emptyNil(ar.Prompt), emptyNil(ar.UILocales), emptyNil(ar.AMR)
+	ar.CreatedAt, ar.ExpiresAt = ar.CreatedAt.UTC(), ar.ExpiresAt.UTC()
+	if authTime != nil {
+		ar.AuthTime = authTime.UTC()
+	}
+	return &ar, nil
+}
+
+const createAuthRequestSQL = `insert into auth_requests (` + authRequestColumns + `)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+	$19, $20, $21, $22, $23, $24, $25, $26)`
+
+// CreateAuthRequest implements Store. An id already taken is ErrConflict.
+func (s *PostgresStore) CreateAuthRequest(ctx context.Context, ar *AuthRequest) error {
+	_, err := s.pool.Exec(ctx, createAuthRequestSQL,
+		ar.ID, ar.ClientID, ar.RedirectURI, textArray(ar.Scopes), ar.State, ar.Nonce, ar.ResponseType,
+		ar.ResponseMode, ar.CodeChallenge, ar.CodeChallengeMethod, textArray(ar.Prompt), ar.MaxAge, textArray(ar.UILocales),
+		ar.LoginHint, ar.HintSubject, ar.BrowserID, ar.CreatedAt, ar.ExpiresAt,
+		ar.Done, ar.Subject, nullTime(ar.AuthTime), textArray(ar.AMR), ar.SessionID, ar.DingTalk.CorpID, ar.DingTalk.UserID, ar.DingTalk.UnionID)
+	if err != nil {
+		return dbError("insert auth request", err)
+	}
+	return nil
+}
+
+const authRequestSQL = `select ` + authRequestColumns + ` from auth_requests where id = $1`
+
+// AuthRequest implements Store.
+func (s *PostgresStore) AuthRequest(ctx context.Context, id string) (*AuthRequest, error) {
+	ar, err := scanAuthRequest(s.pool.QueryRow(ctx, authRequestSQL, id))
+	if err != nil {
+		return nil, dbError("select auth request", err)
+	}
+	return ar, nil
+}
+
+const (
+	completeAuthRequestSQL = `
+update auth_requests
+set done = true, subject = $3, auth_time = $4, amr = $5, session_id = $6,
+	dingtalk_corp_id = $7, dingtalk_user_id = $8, dingtalk_union_id = $9
+where id = $1 and not done and expires_at > $2`
+
+	authRequestLiveSQL = `select expires_at > $2 from auth_requests where id = $1`
+)
+
+// CompleteAuthRequest implements Store. An expired request is ErrNotFound
+// even if it is done.
+func (s *PostgresStore) CompleteAuthRequest(ctx context.Context, id string, c Completion, now time.Time) error {
+	tag, err := s.pool.Exec(ctx, completeAuthRequestSQL, id, now,
+		c.Subject, nullTime(c.AuthTime), textArray(c.AMR), c.SessionID, c.DingTalk.CorpID, c.DingTalk.UserID, c.DingTalk.UnionID)
+	if err != nil {
+		return dbError("complete auth request", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	// Not updated: unknown, expired or done. The answer may be a moment newer
+	// than the update, which only matters if the request was deleted in
+	// between: not found.
+	var live bool
+	if err := s.pool.QueryRow(ctx, authRequestLiveSQL, id, now).Scan(&live); err != nil {
+		return dbError("complete auth request", err)
+	}
+	if !live {
+		return fmt.Errorf("complete auth request: expired: %w", ErrNotFound)
+	}
+	return fmt.Errorf("complete auth request: already done: %w", ErrConflict)
+}
+
+const (
+	saveCodeSQL = `
+update auth_requests set code_hash = $2, code_expires_at = $3
+where id = $1 and done and code_hash is null`
+
+	authRequestExistsSQL = `select exists (select 1 from auth_requests where id = $1)`
+)
+
+// SaveCode implements Store. A request that is not done yet gets no code
+// (ErrConflict): a code must never stand for an unauthenticated request. A
+// hash that another request already has is ErrConflict too.
+func (s *PostgresStore) SaveCode(ctx context.Context, authRequestID, codeHash string, expiresAt time.Time) error {
+	tag, err := s.pool.Exec(ctx, saveCodeSQL, authRequestID, codeHash, expiresAt)
+	if err != nil {
+		return dbError("save code", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, authRequestExistsSQL, authRequestID).Scan(&exists); err != nil {
+		return dbError("save code", err)
+	}
+	if !exists {
+		return fmt.Errorf("save code: %w", ErrNotFound)
+	}
+	return fmt.Errorf("save code: request not done or has a code: %w", ErrConflict)
+}
+
+const (
+	// consumeCodeSQL is the whole of single use: of concurrent updates of one
+	// row, the first takes the row lock, the others wait for it to commit and
+	// then find consumed_at set, so they update nothing.
+	consumeCodeSQL = `
+update auth_requests set consumed_at = $2
+where code_hash = $1 and consumed_at is null and code_expires_at > $2
+returning ` + authRequestColumns
+
+	codeStateSQL = `select id, consumed_at is not null from auth_requests where code_hash = $1`
+)
+
+// ConsumeCode implements Store. A consumed code is a replay even after it
+// expired, as long as its tombstone exists. The replay's revocation commits
+// in the transaction that found the replay (which holds the request's row,
+// first in the lock order).
+func (s *PostgresStore) ConsumeCode(ctx context.Context, codeHash string, now time.Time) (*AuthRequest, error) {
+	var (
+		ar       *AuthRequest
+		replayed bool
+	)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		ar, err = scanAuthRequest(tx.QueryRow(ctx, consumeCodeSQL, codeHash, now))
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		var id string
+		if err := tx.QueryRow(ctx, codeStateSQL, codeHash).Scan(&id, &replayed); err != nil {
+			return err // unknown code: ErrNoRows
+		}
+		if !replayed {
+			return pgx.ErrNoRows // expired
+		}
+		return revoke(ctx, tx, revokeRefreshByGrantSQL, revokeAccessByGrantSQL, id, now)
+	})
+	switch {
+	case err != nil:
+		return nil, dbError("consume code", err)
+	case replayed:
+		return nil, ErrCodeReplayed
+	}
+	return ar, nil
+}
+
+// The revoke statements revoke, at $2, the tokens of one grant, family or
+// session ($1) that are not revoked yet, keeping earlier revocation times.
+// Each locks its rows in key order before it updates them (the lock order of
+// PostgresStore), and a transaction runs the refresh statement before the
+// access one.
+const (
+	revokeRefreshByGrantSQL = `
+update refresh_tokens set revoked_at = $2 where hash in (
+	select hash from refresh_tokens where grant_id = $1 and revoked_at is null order by hash for update
+)`
+	revokeAccessByGrantSQL = `
+update access_tokens set revoked_at = $2 where id in (
+	select id from access_tokens where grant_id = $1 and revoked_at is null order by id for update
+)`
+	revokeRefreshByFamilySQL = `
+update refresh_tokens set revoked_at = $2 where hash in (
+	select hash from refresh_tokens where family_id = $1 and revoked_at is null order by hash for update
+)`
+	revokeAccessByFamilySQL = `
+update access_tokens set revoked_at = $2 where id in (
+	select id from access_tokens where family_id = $1 and revoked_at is null order by id for update
+)`
+	revokeRefreshBySessionSQL = `
+update refresh_tokens set revoked_at = $2 where hash in (
+	select hash from refresh_tokens where session_id = $1 and revoked_at is null order by hash for update
+)`
+	revokeAccessBySessionSQL = `
+update access_tokens set revoked_at = $2 where id in (
+	select id from access_tokens where session_id = $1 and revoked_at is null order by id for update
+)`
+)
+
+// revoke runs a pair of revoke statements in tx, refresh tokens first.
+func revoke(ctx context.Context, tx pgx.Tx, refreshSQL, accessSQL, id string, now time.Time) error {
+	if _, err := tx.Exec(ctx, refreshSQL, id, now); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, accessSQL, id, now)
+	return err
+}
+
+// revokeTx runs a pair of revoke statements in a transaction of their own.
+func (s *PostgresStore) revokeTx(ctx context.Context, refreshSQL, accessSQL, id string, now time.Time) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return revoke(ctx, tx, refreshSQL, accessSQL, id, now)
+	})
+}
+
+const accessTokenColumns = `id, grant_id, family_id, session_id, client_id, subject, scopes, audience,
+	auth_time, amr, dingtalk_corp_id, dingtalk_user_id, dingtalk_union_id, created_at, expires_at, revoked_at`
+
+const createAccessTokenSQL = `insert into access_tokens (` + accessTokenColumns + `)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
+
+// CreateAccessToken implements Store. An id already taken is ErrConflict.
+func (s *PostgresStore) CreateAccessToken(ctx context.Context, t *AccessToken) error {
+	_, err := s.pool.Exec(ctx, createAccessTokenSQL,
+		t.ID, t.GrantID, t.FamilyID, t.SessionID, t.ClientID, t.Subject, textArray(t.Scopes), textArray(t.Audience),
+		t.AuthTime, textArray(t.AMR), t.DingTalk.CorpID, t.DingTalk.UserID, t.DingTalk.UnionID, t.CreatedAt, t.ExpiresAt, t.RevokedAt)
+	if err != nil {
+		return dbError("insert access token", err)
+	}
+	return nil
+}
+
+const accessTokenSQL = `select ` + accessTokenColumns + ` from access_tokens where id = $1`
+
+// AccessToken implements Store.
+func (s *PostgresStore) AccessToken(ctx context.Context, id string) (*AccessToken, error) {
+	var t AccessToken
+	err := s.pool.QueryRow(ctx, accessTokenSQL, id).Scan(
+		&t.ID, &t.GrantID, &t.FamilyID, &t.SessionID, &t.ClientID, &t.Subject, &t.Scopes, &t.Audience,
+		&t.AuthTime, &t.AMR, &t.DingTalk.CorpID, &t.DingTalk.UserID, &t.DingTalk.UnionID, &t.CreatedAt, &t.ExpiresAt, &t.RevokedAt)
+	if err != nil {
+		return nil, dbError("select access token", err)
+	}
+	t.Scopes, t.Audience, t.AMR = emptyNil(t.Scopes), emptyNil(t.Audience), emptyNil(t.AMR)
+	t.AuthTime, t.CreatedAt, t.ExpiresAt = t.AuthTime.UTC(), t.CreatedAt.UTC(), t.ExpiresAt.UTC()
+	t.RevokedAt = utcPtr(t.RevokedAt)
+	return &t, nil
+}
+
+// revokeAccessTokenSQL keeps the first revocation time; it updates the row
+// whether or not it was revoked, so that the row count says whether it exists.
+const revokeAccessTokenSQL = `update access_tokens set revoked_at = coalesce(revoked_at, $2) where id = $1`
+
+// RevokeAccessToken implements Store. A token revoked before keeps its first
+// revocation time.
+func (s *PostgresStore) RevokeAccessToken(ctx context.Context, id string, now time.Time) error {
+	tag, err := s.pool.Exec(ctx, revokeAccessTokenSQL, id, now)
+	if err != nil {
+		return dbError("revoke access token", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("revoke access token: %w", ErrNotFound)
+	}
+	return nil
+}
+
+const refreshTokenColumns = `hash, id, family_id, grant_id, session_id, client_id, subject, scopes, audience,
+	auth_time, amr, dingtalk_corp_id, dingtalk_user_id, dingtalk_union_id, created_at, expires_at,
+	family_expires_at, used_at, revoked_at`
+
+const createRefreshTokenSQL = `insert into refresh_tokens (` + refreshTokenColumns + `)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
+
+// CreateRefreshToken implements Store. Hash and ID are both unique:
+// ErrConflict if either is taken.
+func (s *PostgresStore) CreateRefreshToken(ctx context.Context, t *RefreshToken) error {
+	if _, err := s.pool.Exec(ctx, createRefreshTokenSQL, refreshTokenArgs(t, t.FamilyID)...); err != nil {
+		return dbError("insert refresh token", err)
+	}
+	return nil
+}
+
+// refreshTokenArgs are the arguments of createRefreshTokenSQL: t, in familyID.
+func refreshTokenArgs(t *RefreshToken, familyID string) []any {
+	return []any{t.Hash, t.ID, familyID, t.GrantID, t.SessionID, t.ClientID, t.Subject, textArray(t.Scopes), textArray(t.Audience),
+		t.AuthTime, textArray(t.AMR), t.DingTalk.CorpID, t.DingTalk.UserID, t.DingTalk.UnionID, t.CreatedAt, t.ExpiresAt,
+		t.FamilyExpiresAt, t.UsedAt, t.RevokedAt}
+}
+
+const refreshTokenSQL = `select ` + refreshTokenColumns + ` from refresh_tokens where hash = $1`
+
+// RefreshToken implements Store.
+func (s *PostgresStore) RefreshToken(ctx context.Context, hash string) (*RefreshToken, error) {
+	var t RefreshToken
+	err := s.pool.QueryRow(ctx, refreshTokenSQL, hash).Scan(
+		&t.Hash, &t.ID, &t.FamilyID, &t.GrantID, &t.SessionID, &t.ClientID, &t.Subject, &t.Scopes, &t.Audience,
+		&t.AuthTime, &t.AMR, &t.DingTalk.CorpID, &t.DingTalk.UserID, &t.DingTalk.UnionID, &t.CreatedAt, &t.ExpiresAt,
+		&t.FamilyExpiresAt, &t.UsedAt, &t.RevokedAt)
+	if err != nil {
+		return nil, dbError("select refresh token", err)
+	}
+	t.Scopes, t.Audience, t.AMR = emptyNil(t.Scopes), emptyNil(t.Audience), emptyNil(t.AMR)
+	t.AuthTime, t.CreatedAt, t.ExpiresAt, t.FamilyExpiresAt = t.AuthTime.UTC(), t.CreatedAt.UTC(), t.ExpiresAt.UTC(), t.FamilyExpiresAt.UTC()
+	t.UsedAt, t.RevokedAt = utcPtr(t.UsedAt), utcPtr(t.RevokedAt)
+	return &t, nil
+}
+
+const (
+	// useRefreshTokenSQL is single use, as consumeCodeSQL.
+	useRefreshTokenSQL = `
+update refresh_tokens set used_at = $2
+where hash = $1 and used_at is null and revoked_at is null and expires_at > $2 and family_expires_at > $2
+returning family_id`
+
+	refreshTokenStateSQL = `select family_id, used_at is not null from refresh_tokens where hash = $1`
+)
+
+// errNotRotated ends the rotation transaction when the old token is not
+// rotatable, so that it ends before anything else happens.
+var errNotRotated = errors.New("not rotated")
+
+// RotateRefreshToken implements Store. next is stored in the old token's
+// family, whatever next.FamilyID says. A token past its idle expiry or its
+// family's absolute expiry is expired. A used token is a replay even when it
+// has also been revoked or has expired since. If next's hash or id is taken,
+// nothing changes and the error is ErrConflict.
+//
+// The rotation transaction only marks and inserts. Revoking a replayed
+// token's family happens after it, in a transaction of its own: the failed
+// update may have locked the old token's row, and revoking while holding it
+// would break the lock order.
+func (s *PostgresStore) RotateRefreshToken(ctx context.Context, oldHash string, next *RefreshToken, now time.Time) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var family string
+		err := tx.QueryRow(ctx, useRefreshTokenSQL, oldHash, now).Scan(&family)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errNotRotated
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, createRefreshTokenSQL, refreshTokenArgs(next, family)...)
+		return err
+	})
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, errNotRotated) {
+		return dbError("rotate refresh token", err)
+	}
+
+	var (
+		family   string
+		replayed bool
+	)
+	if err := s.pool.QueryRow(ctx, refreshTokenStateSQL, oldHash).Scan(&family, &replayed); err != nil {
+		return dbError("rotate refresh token", err) // unknown token: ErrNotFound
+	}
+	if !replayed {
+		return fmt.Errorf("rotate refresh token: revoked or expired: %w", ErrNotFound)
+	}
+	if err := s.revokeTx(ctx, revokeRefreshByFamilySQL, revokeAccessByFamilySQL, family, now); err != nil {
+		return dbError("rotate refresh token: revoke replayed family", err)
+	}
+	return ErrRefreshReplayed
+}
+
+// RevokeRefreshFamily implements Store. An empty familyID revokes nothing
+// (it is what tokens outside any family carry).
+func (s *PostgresStore) RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) error {
+	if familyID == "" {
+		return nil
+	}
+	if err := s.revokeTx(ctx, revokeRefreshByFamilySQL, revokeAccessByFamilySQL, familyID, now); err != nil {
+		return dbError("revoke refresh family", err)
+	}
+	return nil
+}
+
+// RevokeGrant implements Store. An empty grantID revokes nothing.
+func (s *PostgresStore) RevokeGrant(ctx context.Context, grantID string, now time.Time) error {
+	if grantID == "" {
+		return nil
+	}
+	if err := s.revokeTx(ctx, revokeRefreshByGrantSQL, revokeAccessByGrantSQL, grantID, now); err != nil {
+		return dbError("revoke grant", err)
+	}
+	return nil
+}
+
+const sessionColumns = `id, subject, auth_time, amr, dingtalk_corp_id, dingtalk_user_id, dingtalk_union_id,
+	created_at, expires_at, ended_at`
+
+const createSessionSQL = `insert into sso_sessions (` + sessionColumns + `)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+
+// CreateSession implements Store. An id already taken is ErrConflict.
+func (s *PostgresStore) CreateSession(ctx context.Context, sess *Session) error {
+	_, err := s.pool.Exec(ctx, createSessionSQL,
+		sess.ID, sess.Subject, sess.AuthTime, textArray(sess.AMR), sess.DingTalk.CorpID, sess.DingTalk.UserID, sess.DingTalk.UnionID,
+		sess.CreatedAt, sess.ExpiresAt, sess.EndedAt)
+	if err != nil {
+		return dbError("insert session", err)
+	}
+	return nil
+}
+
+const sessionSQL = `select ` + sessionColumns + ` from sso_sessions where id = $1`
+
+// Session implements Store.
+func (s *PostgresStore) Session(ctx context.Context, id string) (*Session, error) {
+	var sess Session
+	err := s.pool.QueryRow(ctx, sessionSQL, id).Scan(
+		&sess.ID, &sess.Subject, &sess.AuthTime, &sess.AMR, &sess.DingTalk.CorpID, &sess.DingTalk.UserID, &sess.DingTalk.UnionID,
+		&sess.CreatedAt, &sess.ExpiresAt, &sess.EndedAt)
+	if err != nil {
+		return nil, dbError("select session", err)
+	}
+	sess.AMR = emptyNil(sess.AMR)
+	sess.AuthTime, sess.CreatedAt, sess.ExpiresAt = sess.AuthTime.UTC(), sess.CreatedAt.UTC(), sess.ExpiresAt.UTC()
+	sess.EndedAt = utcPtr(sess.EndedAt)
+	return &sess, nil
+}
+
+// endSessionSQL keeps the first end time; it updates the row whether or not
+// the session ended before, so that the row count says whether it exists.
+const endSessionSQL = `update sso_sessions set ended_at = coalesce(ended_at, $2) where id = $1`
+
+// EndSession implements Store. A session ended before keeps its first end
+// time. For an id with no session (never created, or garbage-collected) it
+// still revokes the tokens that carry that SessionID, then returns
+// ErrNotFound. An empty id ends and revokes nothing.
+func (s *PostgresStore) EndSession(ctx context.Context, id string, now time.Time) error {
+	if id == "" {
+		return fmt.Errorf("end session: %w", ErrNotFound)
+	}
+	var exists bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, endSessionSQL, id, now)
+		if err != nil {
+			return err
+		}
+		exists = tag.RowsAffected() == 1
+		return revoke(ctx, tx, revokeRefreshBySessionSQL, revokeAccessBySessionSQL, id, now)
+	})
+	if err != nil {
+		return dbError("end session", err)
+	}
+	if !exists {
+		return fmt.Errorf("end session: %w", ErrNotFound)
+	}
+	return nil
+}
+
+const (
+	keySetVersionSQL = `select version from signing_key_set`
+
+	signingKeysSQL = `
+select kid, algorithm, state, encrypted_private_key, public_jwk, created_at, activated_at, retired_at
+from signing_keys order by ordinal`
+)
+
+// SigningKeys implements Store. It reads the version and the keys in one
+// snapshot, so they always belong together.
+func (s *PostgresStore) SigningKeys(ctx context.Context) (KeySet, error) {
+	var set KeySet
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, keySetVersionSQL).Scan(&set.Version); err != nil {
+			return err
+		}
+		rows, _ := tx.Query(ctx, signingKeysSQL) // CollectRows reports the error
+		keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (SigningKey, error) {
+			var k SigningKey
+			if err := row.Scan(&k.ID, &k.Algorithm, &k.State, &k.EncryptedPrivateKey, &k.PublicJWK, &k.CreatedAt, &k.ActivatedAt, &k.RetiredAt); err != nil {
+				return k, err
+			}
+			k.EncryptedPrivateKey, k.PublicJWK = emptyNil(k.EncryptedPrivateKey), emptyNil(k.PublicJWK)
+			k.CreatedAt, k.ActivatedAt, k.RetiredAt = k.CreatedAt.UTC(), utcPtr(k.ActivatedAt), utcPtr(k.RetiredAt)
+			return k, nil
+		})
+		set.Keys = emptyNil(keys)
+		return err
+	})
+	if err != nil {
+		return KeySet{}, dbError("select signing keys", err)
+	}
+	return set, nil
+}
+
+const (
+	// bumpKeySetVersionSQL is the optimistic lock: of two replicas replacing
+	// the set from one version, the second waits for the first to commit,
+	// then finds another version and updates nothing.
+	bumpKeySetVersionSQL = `update signing_key_set set version = version + 1 where version = $1 returning version`
+
+	deleteSigningKeysSQL = `delete from signing_keys`
+
+	insertSigningKeySQL = `
+insert into signing_keys (kid, ordinal, algorithm, state, encrypted_private_key, public_jwk, created_at, activated_at, retired_at)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+)
+
+// ReplaceSigningKeys implements Store. Two keys with one ID are a conflict.
+func (s *PostgresStore) ReplaceSigningKeys(ctx context.Context, fromVersion int64, keys []SigningKey) (int64, error) {
+	var version int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, bumpKeySetVersionSQL, fromVersion).Scan(&version); err != nil {
+			return err // another version: ErrNoRows
+		}
+		if _, err := tx.Exec(ctx, deleteSigningKeysSQL); err != nil {
+			return err
+		}
+		for i, k := range keys {
+			_, err := tx.Exec(ctx, insertSigningKeySQL, k.ID, i, k.Algorithm, k.State,
+				byteArray(k.EncryptedPrivateKey), byteArray(k.PublicJWK), k.CreatedAt, k.ActivatedAt, k.RetiredAt)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("replace signing keys: version is not %d: %w", fromVersion, ErrConflict)
+	}
+	if err != nil {
+		return 0, dbError("replace signing keys", err)
+	}
+	return version, nil
+}
+
+// gcLockKey is the transaction-level advisory lock that keeps DeleteExpired
+// to one replica at a time: the first eight bytes of
+// sha256("dingbridge:idp-gc"), big-endian, as an int64.
+const gcLockKey int64 = 1406357958280908017
+
+const (
+	tryGCLockSQL = `select pg_try_advisory_xact_lock($1)`
+
+	deleteExpiredAuthRequestsSQL = `
+delete from auth_requests where id in (
+	select id from auth_requests where greatest(expires_at, code_expires_at) <= $1 limit $2 for update skip locked
+)`
+	deleteExpiredAccessTokensSQL = `
+delete from access_tokens where id in (
+	select id from access_tokens where expires_at <= $1 limit $2 for update skip locked
+)`
+	deleteExpiredRefreshTokensSQL = `
+delete from refresh_tokens where hash in (
+	select hash from refresh_tokens where least(expires_at, family_expires_at) <= $1 limit $2 for update skip locked
+)`
+	deleteExpiredSessionsSQL = `
+delete from sso_sessions where id in (
+	select id from sso_sessions where expires_at <= $1 or ended_at <= $2 limit $3 for update skip locked
+)`
+)
+
+// DeleteExpired implements Store. It deletes in batches of at most
+// batchSize rows, each in its own short transaction that first tries the GC
+// advisory lock. While another replica holds that lock (in the middle of one
+// of its batches), this call stops and returns what it removed so far,
+// without error; the holder goes on to the end. Rows that another
+// transaction has locked are skipped, left for the next run, so GC never
+// waits for a revocation or blocks one for long. A failure keeps the batches
+// before it, and the count returned with the error says how many rows they
+// removed. A negative retention counts as zero.
+func (s *PostgresStore) DeleteExpired(ctx context.Context, now time.Time, retention time.Duration) (int64, error) {
+	cutoff := now.Add(-max(retention, 0))
+	jobs := []struct {
+		what string
+		sql  string
+		args []any
+	}{
+		{"auth requests", deleteExpiredAuthRequestsSQL, []any{cutoff, s.batchSize}},
+		{"access tokens", deleteExpiredAccessTokensSQL, []any{now, s.batchSize}},
+		{"refresh tokens", deleteExpiredRefreshTokensSQL, []any{now, s.batchSize}},
+		{"sessions", deleteExpiredSessionsSQL, []any{now, cutoff, s.batchSize}},
+	}
+	var total int64
+	for _, job := range jobs {
+		for {
+			n, locked, err := s.deleteBatch(ctx, job.sql, job.args...)
+			total += n
+			if err != nil {
+				return total, dbError("delete expired "+job.what, err)
+			}
+			if !locked {
+				return total, nil
+			}
+			if n < int64(s.batchSize) {
+				break // this table is done
+			}
+		}
+	}
+	return total, nil
+}
+
+// deleteBatch runs one batch delete in a transaction holding the GC lock,
+// or reports that another replica holds it.
+func (s *PostgresStore) deleteBatch(ctx context.Context, sql string, args ...any) (n int64, locked bool, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, tryGCLockSQL, gcLockKey).Scan(&locked); err != nil || !locked {
+			return err
+		}
+		tag, err := tx.Exec(ctx, sql, args...)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	return n, locked, nil
+}
+
+// Ping implements Store.
+func (s *PostgresStore) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping idp store: %w", err)
+	}
+	return nil
+}
+
+// textArray is s for a text[] not null column: pgx sends a nil slice as null.
+func textArray(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// byteArray is b for a bytea not null column.
+func byteArray(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// emptyNil returns nil for an empty slice, so that both stores return empty
+// lists alike.
+func emptyNil[S ~[]E, E any](s S) S {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// nullTime is t for a nullable column: the zero time is stored as null.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
