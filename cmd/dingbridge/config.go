@@ -27,6 +27,7 @@ type Config struct {
 	Log      LogConfig      `yaml:"log"`
 	Database DatabaseConfig `yaml:"database"`
 	Secrets  SecretsConfig  `yaml:"secrets"`
+	OIDC     OIDCConfig     `yaml:"oidc"`
 	DingTalk DingTalkConfig `yaml:"dingtalk"`
 	Corps    []CorpConfig   `yaml:"corps"`
 	Clients  []ClientConfig `yaml:"clients"`
@@ -52,6 +53,15 @@ type SecretsConfig struct {
 	KeyEncryptionKey string `yaml:"key_encryption_key"`
 	CookieHashKey    string `yaml:"cookie_hash_key"`
 	CookieBlockKey   string `yaml:"cookie_block_key"`
+}
+
+// OIDCConfig tunes the provider: sessions, signing keys, clean-up.
+type OIDCConfig struct {
+	SessionLifetime   time.Duration `yaml:"session_lifetime"`
+	KeyRotationPeriod time.Duration `yaml:"key_rotation_period"`
+	KeyRetireAfter    time.Duration `yaml:"key_retire_after"`
+	CleanupInterval   time.Duration `yaml:"cleanup_interval"`
+	CleanupRetention  time.Duration `yaml:"cleanup_retention"`
 }
 
 // DingTalkConfig holds the DingTalk endpoints. They are configuration so that
@@ -94,6 +104,13 @@ type ClientConfig struct {
 	InitiateLoginURI       string   `yaml:"initiate_login_uri"`
 	Scopes                 []string `yaml:"scopes"`
 	Corps                  []string `yaml:"corps"`
+
+	IDTokenSigningAlg            string        `yaml:"id_token_signing_alg"`
+	AccessTokenFormat            string        `yaml:"access_token_format"`
+	IDTokenLifetime              time.Duration `yaml:"id_token_lifetime"`
+	AccessTokenLifetime          time.Duration `yaml:"access_token_lifetime"`
+	RefreshTokenLifetime         time.Duration `yaml:"refresh_token_lifetime"`
+	RefreshTokenAbsoluteLifetime time.Duration `yaml:"refresh_token_absolute_lifetime"`
 }
 
 // Defaults for keys a config file may leave out.
@@ -172,6 +189,13 @@ func expandEnv(v reflect.Value, path string, lookup func(string) (string, bool),
 	}
 }
 
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
 func joinKey(path, key string) string {
 	if path == "" {
 		return key
@@ -209,10 +233,23 @@ func (c *Config) applyDefaults() {
 	if d.Timeout == 0 {
 		d.Timeout = defaultTimeout
 	}
+	o := &c.OIDC
+	setDefault(&o.SessionLifetime, 12*time.Hour)
+	setDefault(&o.KeyRotationPeriod, 30*24*time.Hour)
+	setDefault(&o.KeyRetireAfter, 24*time.Hour)
+	setDefault(&o.CleanupInterval, 5*time.Minute)
+	setDefault(&o.CleanupRetention, time.Hour)
 	for i := range c.Clients {
-		if len(c.Clients[i].Scopes) == 0 {
-			c.Clients[i].Scopes = []string{"openid", "profile", "email", "phone", "groups"}
+		cl := &c.Clients[i]
+		if len(cl.Scopes) == 0 {
+			cl.Scopes = []string{"openid", "profile", "email", "phone", "groups"}
 		}
+		setDefault(&cl.IDTokenSigningAlg, "RS256")
+		setDefault(&cl.AccessTokenFormat, "opaque")
+		setDefault(&cl.IDTokenLifetime, time.Hour)
+		setDefault(&cl.AccessTokenLifetime, time.Hour)
+		setDefault(&cl.RefreshTokenLifetime, 30*24*time.Hour)
+		setDefault(&cl.RefreshTokenAbsoluteLifetime, 90*24*time.Hour)
 	}
 }
 
@@ -243,6 +280,21 @@ func (c *Config) Validate(needDatabase bool) error {
 	p.key("secrets.key_encryption_key", c.Secrets.KeyEncryptionKey, 32)
 	p.key("secrets.cookie_hash_key", c.Secrets.CookieHashKey, 32, 64)
 	p.key("secrets.cookie_block_key", c.Secrets.CookieBlockKey, 32)
+
+	o := c.OIDC
+	for _, d := range []struct {
+		key      string
+		v        time.Duration
+		min, max time.Duration
+	}{
+		{"oidc.session_lifetime", o.SessionLifetime, time.Minute, 30 * 24 * time.Hour},
+		{"oidc.key_rotation_period", o.KeyRotationPeriod, time.Hour, 365 * 24 * time.Hour},
+		{"oidc.key_retire_after", o.KeyRetireAfter, time.Hour, 365 * 24 * time.Hour},
+		{"oidc.cleanup_interval", o.CleanupInterval, time.Second, 24 * time.Hour},
+		{"oidc.cleanup_retention", o.CleanupRetention, 0, 30 * 24 * time.Hour},
+	} {
+		p.duration(d.key, d.v, d.min, d.max)
+	}
 
 	d := c.DingTalk
 	p.url("dingtalk.api_base_url", d.APIBaseURL, urlRules{required: true, noQuery: true})
@@ -316,6 +368,27 @@ func (c *Config) Validate(needDatabase bool) error {
 				p.add(k+".corps", "%q is not a configured corp id", corp)
 			}
 		}
+		if cl.IDTokenSigningAlg != "RS256" && cl.IDTokenSigningAlg != "ES256" {
+			p.add(k+".id_token_signing_alg", "must be RS256 or ES256; got %q", cl.IDTokenSigningAlg)
+		}
+		if cl.AccessTokenFormat != "opaque" && cl.AccessTokenFormat != "jwt" {
+			p.add(k+".access_token_format", "must be opaque or jwt; got %q", cl.AccessTokenFormat)
+		}
+		p.duration(k+".id_token_lifetime", cl.IDTokenLifetime, time.Minute, 24*time.Hour)
+		p.duration(k+".access_token_lifetime", cl.AccessTokenLifetime, time.Minute, 24*time.Hour)
+		p.duration(k+".refresh_token_lifetime", cl.RefreshTokenLifetime, time.Minute, 365*24*time.Hour)
+		p.duration(k+".refresh_token_absolute_lifetime", cl.RefreshTokenAbsoluteLifetime, time.Minute, 365*24*time.Hour)
+		if cl.RefreshTokenAbsoluteLifetime < cl.RefreshTokenLifetime {
+			p.add(k+".refresh_token_absolute_lifetime", "must not be shorter than refresh_token_lifetime")
+		}
+	}
+	if o.KeyRetireAfter > 0 {
+		for i, cl := range c.Clients {
+			if cl.IDTokenLifetime > o.KeyRetireAfter || cl.AccessTokenLifetime > o.KeyRetireAfter {
+				p.add(fmt.Sprintf("clients[%d]", i), "token lifetimes must not exceed oidc.key_retire_after (%s): "+
+					"a token must stay verifiable until it expires", o.KeyRetireAfter)
+			}
+		}
 	}
 	return errors.Join(p...)
 }
@@ -325,6 +398,13 @@ type problems []error
 
 func (p *problems) add(key, format string, args ...any) {
 	*p = append(*p, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+// duration checks that a duration lies within [min, max].
+func (p *problems) duration(name string, v, min, max time.Duration) {
+	if v < min || v > max {
+		p.add(name, "must be between %s and %s; got %s", min, max, v)
+	}
 }
 
 // key checks a base64-encoded secret. It never prints the value.

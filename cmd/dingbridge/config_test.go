@@ -105,6 +105,12 @@ func TestParseConfigDefaults(t *testing.T) {
 		{"dingtalk.jsapi_script_url", cfg.DingTalk.JSAPIScriptURL, defaultJSAPIScriptURL},
 		{"dingtalk.timeout", cfg.DingTalk.Timeout.String(), "5s"},
 		{"clients[0].scopes", strings.Join(cfg.Clients[0].Scopes, " "), "openid profile email phone groups"},
+		{"clients[0].id_token_signing_alg", cfg.Clients[0].IDTokenSigningAlg, "RS256"},
+		{"clients[0].access_token_format", cfg.Clients[0].AccessTokenFormat, "opaque"},
+		{"clients[0].refresh_token_lifetime", cfg.Clients[0].RefreshTokenLifetime.String(), "720h0m0s"},
+		{"oidc.session_lifetime", cfg.OIDC.SessionLifetime.String(), "12h0m0s"},
+		{"oidc.key_rotation_period", cfg.OIDC.KeyRotationPeriod.String(), "720h0m0s"},
+		{"oidc.key_retire_after", cfg.OIDC.KeyRetireAfter.String(), "24h0m0s"},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -192,6 +198,12 @@ func TestValidateNamesEachProblemByKey(t *testing.T) {
 		{"scopes without openid", [2]string{"    redirect_uris:", "    scopes: [profile]\n    redirect_uris:"}, "clients[0].scopes: must include openid"},
 		{"unknown scope", [2]string{"    redirect_uris:", "    scopes: [openid, admin]\n    redirect_uris:"}, `clients[0].scopes: unknown scope "admin"`},
 		{"unknown corp", [2]string{"    redirect_uris:", "    corps: [dingother]\n    redirect_uris:"}, `clients[0].corps: "dingother" is not a configured corp id`},
+		{"id token alg", [2]string{"    redirect_uris:", "    id_token_signing_alg: none\n    redirect_uris:"}, `clients[0].id_token_signing_alg: must be RS256 or ES256; got "none"`},
+		{"access token format", [2]string{"    redirect_uris:", "    access_token_format: paseto\n    redirect_uris:"}, `clients[0].access_token_format: must be opaque or jwt`},
+		{"access token lifetime", [2]string{"    redirect_uris:", "    access_token_lifetime: 48h\n    redirect_uris:"}, `clients[0].access_token_lifetime: must be between 1m0s and 24h0m0s`},
+		{"refresh chain shorter than one token", [2]string{"    redirect_uris:", "    refresh_token_lifetime: 100h\n    refresh_token_absolute_lifetime: 10h\n    redirect_uris:"}, `clients[0].refresh_token_absolute_lifetime: must not be shorter`},
+		{"session lifetime", [2]string{"issuer:", "oidc: {session_lifetime: 10s}\nissuer:"}, "oidc.session_lifetime: must be between"},
+		{"rotation period", [2]string{"issuer:", "oidc: {key_rotation_period: 10m}\nissuer:"}, "oidc.key_rotation_period: must be between"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -256,5 +268,20 @@ func TestValidateNeverPrintsSecrets(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), secret) {
 		t.Errorf("Validate() error shows the secret: %v", err)
+	}
+}
+
+func TestValidateTokensMustNotOutliveTheirSigningKey(t *testing.T) {
+	raw := strings.NewReplacer(
+		"issuer:", "oidc: {key_retire_after: 2h}\nissuer:",
+		"    redirect_uris:", "    access_token_lifetime: 3h\n    redirect_uris:",
+	).Replace(minimal())
+	cfg, err := ParseConfig([]byte(raw), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "clients[0]: token lifetimes must not exceed oidc.key_retire_after"
+	if err := cfg.Validate(true); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Validate() = %v, want %q", err, want)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/dingbridge/dingbridge/migrations/pgtest"
 )
 
@@ -327,5 +329,58 @@ func TestSIGTERMStopsGracefully(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		_ = cmd.Process.Kill()
 		t.Fatal("did not exit within 20s of SIGTERM")
+	}
+}
+
+func TestKeysListAndRotate(t *testing.T) {
+	dbURL := pgtest.NewEmptyDatabaseURL(t)
+	path := writeConfig(t, dbURL, true)
+	runOK := func(args ...string) string {
+		t.Helper()
+		var out lockedBuffer
+		if code := run(t.Context(), args, &out, &out); code != exitOK {
+			t.Fatalf("dingbridge %s exited %d:\n%s", strings.Join(args, " "), code, out.String())
+		}
+		return out.String()
+	}
+	states := func(out string) map[string]int {
+		n := map[string]int{}
+		for _, m := range regexp.MustCompile(`(?m)^\S+\s+(RS256|ES256)\s+(next|current|previous)\s`).FindAllStringSubmatch(out, -1) {
+			n[m[1]+" "+m[2]]++
+		}
+		return n
+	}
+	first := states(runOK("keys", "-config", path, "list"))
+	for _, k := range []string{"RS256 current", "RS256 next", "ES256 current", "ES256 next"} {
+		if first[k] != 1 {
+			t.Errorf("keys list: %d %s keys, want 1; got %v", first[k], k, first)
+		}
+	}
+	// Rotating keys that became current seconds ago is refused, and said so.
+	if out := runOK("keys", "-config", path, "rotate"); !strings.Contains(out, "RS256: not rotated") || states(out)["RS256 previous"] != 0 {
+		t.Errorf("rotate right after bootstrap:\n%s\nwant a refusal and no previous key", out)
+	}
+	// Make the keys two minutes old, as after a normal start.
+	pool, err := pgxpool.New(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(t.Context(), `update signing_keys set created_at = created_at - interval '2 minutes',
+		activated_at = activated_at - interval '2 minutes'`); err != nil {
+		t.Fatal(err)
+	}
+	out := runOK("keys", "-config", path, "rotate")
+	if !strings.Contains(out, "RS256: rotated") || !strings.Contains(out, "ES256: rotated") {
+		t.Errorf("rotate:\n%s\nwant both algorithms rotated", out)
+	}
+	rotated := states(out)
+	for _, k := range []string{"RS256 current", "RS256 next", "RS256 previous", "ES256 current", "ES256 next", "ES256 previous"} {
+		if rotated[k] != 1 {
+			t.Errorf("after rotate: %d %s keys, want 1; got %v", rotated[k], k, rotated)
+		}
+	}
+	if out := runOK("keys", "-config", path, "list"); !strings.Contains(out, "previous") {
+		t.Errorf("list after rotate shows no previous key:\n%s", out)
 	}
 }

@@ -32,6 +32,7 @@ const usage = `dingbridge: an OpenID Connect provider that signs people in with 
 Usage:
   dingbridge serve   [-config file]          run the provider against Postgres
   dingbridge migrate [-config file] up|status  apply or list database migrations
+  dingbridge keys    [-config file] rotate|list  rotate or list the token signing keys
   dingbridge demo    [-listen addr] [-dingtalk-listen addr]
                                              run everything on this machine, in memory,
                                              with a simulated DingTalk
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runServe(ctx, rest, stdout, stderr)
 	case "migrate":
 		return runMigrate(ctx, rest, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, rest, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, rest, stdout, stderr)
 	case "version":
