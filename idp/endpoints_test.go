@@ -661,3 +661,18 @@ func publishedKIDs(t *testing.T, e *env) map[string]bool {
 	}
 	return out
 }
+
+func TestNoAuthenticatorSaysSignInIsUnavailable(t *testing.T) {
+	e := newEnv(t)
+	p, err := New(Config{Issuer: e.issuer, Clients: testClients(), Store: e.store, Keys: e.keys, Accounts: e.accounts,
+		CryptoKey: testCrypto, CookieHashKey: testCookieHash[:], CookieBlockKey: testCookieBlock[:], Now: e.clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := p.Handler()
+	e.handler.Store(&h)
+	resp := e.authorize(e.browser(), authParams())
+	if body := page(t, resp); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "暂时无法登录") {
+		t.Errorf("= %d, want 503 with the sign-in unavailable page; body:\n%.300s", resp.StatusCode, body)
+	}
+}

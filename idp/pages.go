@@ -89,6 +89,10 @@ var (
 		text{"服务暂时不可用", "dingbridge 暂时无法完成您的请求，您的数据没有丢失。", "请稍后重试；如果一再出现，请把下面的请求编号告诉管理员。"},
 		text{"Temporarily unavailable", "dingbridge could not complete your request just now; nothing was lost.", "Try again in a moment; if it keeps happening, give your administrator the request id below."},
 	}
+	msgSignInUnavailable = message{
+		text{"暂时无法登录", "这台 dingbridge 服务器还没有配置钉钉登录，所以目前没有人能登录。", "请联系您的管理员。"},
+		text{"Sign-in is not available", "This dingbridge server has no DingTalk sign-in configured yet, so nobody can sign in.", "Tell your administrator."},
+	}
 	msgLogoutConfirm = message{
 		text{"退出登录？", "您将退出 dingbridge 的单点登录，之后打开各应用时需要重新登录。", ""},
 		text{"Sign out?", "You will be signed out of dingbridge single sign-on; applications will ask you to sign in again.", ""},

@@ -21,10 +21,12 @@ type Config struct {
 	Issuer  string
 	Clients []ClientConfig
 
-	Store         Store
-	Keys          signer        // the signing-key manager (KeyManager)
-	Accounts      AccountSource // the mapping
-	Authenticator Authenticator // who signs people in: DingTalk, or a stand-in in tests
+	Store    Store
+	Keys     signer        // the signing-key manager (KeyManager)
+	Accounts AccountSource // the mapping
+	// Authenticator signs people in: DingTalk, or a stand-in in tests. Nil
+	// means this server cannot sign anyone in yet; /login says so.
+	Authenticator Authenticator
 
 	// CryptoKey encrypts opaque access tokens (32 bytes; derive it from the
 	// key-encryption key, the same on every replica).
@@ -93,8 +95,8 @@ func New(cfg Config) (*Provider, error) {
 	if err != nil || !iss.IsAbs() || iss.RawQuery != "" || iss.Fragment != "" || strings.HasSuffix(cfg.Issuer, "/") {
 		errs = append(errs, fmt.Errorf("issuer %q must be an absolute URL without query, fragment or trailing slash", cfg.Issuer))
 	}
-	if cfg.Store == nil || cfg.Keys == nil || cfg.Accounts == nil || cfg.Authenticator == nil {
-		errs = append(errs, errors.New("store, keys, accounts and authenticator are required"))
+	if cfg.Store == nil || cfg.Keys == nil || cfg.Accounts == nil {
+		errs = append(errs, errors.New("store, keys and accounts are required"))
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -111,6 +113,11 @@ func New(cfg Config) (*Provider, error) {
 		limiter:  newFailureLimiter(cfg.Now),
 		now:      cfg.Now,
 		log:      cfg.Logger,
+	}
+	if p.auth == nil {
+		p.auth = AuthenticatorFunc(func(w http.ResponseWriter, r *http.Request, _ *AuthRequest) {
+			p.pages.error(w, r, http.StatusServiceUnavailable, msgSignInUnavailable)
+		})
 	}
 	p.clients, err = newClients(cfg.Clients, p.loginURL)
 	if err != nil {
