@@ -11,6 +11,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/dingbridge/dingbridge/migrations/pgtest"
 )
 
 func TestOP01_CodeFlowWithStockLibraries(t *testing.T) {
@@ -252,29 +254,74 @@ func TestOP19_CodeReuse(t *testing.T) {
 	}
 }
 
+// TestBR04_ConcurrentCodeExchanges sends one code to the token endpoint 20
+// times at once, on each store, for several rounds, every other round with
+// offline_access. At most one exchange may succeed, and since the other 19
+// are replays (RFC 6749 §4.1.2), whatever the winner was issued must end
+// revoked, although the winner mints its tokens after its code was consumed,
+// possibly after a loser already revoked the grant.
 func TestBR04_ConcurrentCodeExchanges(t *testing.T) {
-	e := newEnv(t)
-	code := e.code(e.browser(), authParams())
+	stores := []struct {
+		name  string
+		store func(t *testing.T) Store
+	}{
+		{"memory", func(*testing.T) Store { return NewMemoryStore() }},
+		{"postgres", func(t *testing.T) Store { return NewPostgresStore(pgtest.NewDatabase(t)) }},
+	}
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			e := newEnvWithStore(t, st.store(t))
+			for round := range 10 {
+				concurrentCodeExchanges(t, e, round, round%2 == 1)
+			}
+		})
+	}
+}
+
+func concurrentCodeExchanges(t *testing.T, e *env, round int, offline bool) {
+	scope := "openid profile email"
+	if offline {
+		scope += " offline_access"
+	}
+	code := e.code(e.browser(), authParams("scope", scope))
+	responses := make([]tokenResponse, 20)
 	var wg sync.WaitGroup
-	statuses := make([]int, 20)
-	for i := range statuses {
+	for i := range responses {
 		wg.Go(func() {
-			statuses[i] = e.token(appID, appSecret, "basic", codeForm(code, appRedirect)).status
+			responses[i] = e.token(appID, appSecret, "basic", codeForm(code, appRedirect))
 		})
 	}
 	wg.Wait()
-	ok := 0
-	for _, s := range statuses {
-		switch s {
+	var issued []tokenResponse
+	for _, tr := range responses {
+		switch tr.status {
 		case http.StatusOK:
-			ok++
+			issued = append(issued, tr)
 		case http.StatusBadRequest:
+			if got := tr.str("error"); got != "invalid_grant" {
+				t.Errorf("round %d: error = %q, want invalid_grant", round, got)
+			}
 		default:
-			t.Errorf("status %d, want 200 or 400", s)
+			t.Errorf("round %d: status %d %q, want 200 or 400", round, tr.status, tr.str("error"))
 		}
 	}
-	if ok != 1 {
-		t.Errorf("%d of 20 concurrent exchanges succeeded, want exactly 1", ok)
+	if len(issued) > 1 {
+		t.Errorf("round %d: %d of 20 concurrent exchanges succeeded, want at most 1", round, len(issued))
+	}
+	// The winner's token creation may have been refused (the grant was
+	// revoked first) or may have succeeded; either way nothing usable remains.
+	for _, tr := range issued {
+		if got := e.userinfo(tr.str("access_token")); got.status != http.StatusUnauthorized {
+			t.Errorf("round %d: userinfo with the access token of a replayed code = %d, want 401", round, got.status)
+		}
+		if rt := tr.str("refresh_token"); rt != "" {
+			v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
+			if got := e.token(appID, appSecret, "basic", v); got.status != http.StatusBadRequest {
+				t.Errorf("round %d: refresh with the refresh token of a replayed code = %d %q, want 400", round, got.status, got.str("error"))
+			}
+		} else if offline {
+			t.Errorf("round %d: exchange with offline_access issued no refresh token", round)
+		}
 	}
 }
 

@@ -207,9 +207,20 @@ func (s *storage) createAccessToken(ctx context.Context, req op.TokenRequest, g 
 		ExpiresAt: now.Add(c.AccessTokenLifetime),
 	}
 	if err := s.store.CreateAccessToken(ctx, t); err != nil {
-		return "", time.Time{}, fmt.Errorf("create access token: %w", err)
+		return "", time.Time{}, tokenCreationError("create access token", err)
 	}
 	return t.ID, t.ExpiresAt, nil
+}
+
+// tokenCreationError is the error of a failed token creation. A grant that
+// a code replay revoked meanwhile (the exchange that won the code raced its
+// replay, BR-04) is invalid_grant: the library answers any error without an
+// oidc.Error in its chain as server_error.
+func tokenCreationError(what string, err error) error {
+	if errors.Is(err, ErrGrantRevoked) {
+		return oidc.ErrInvalidGrant().WithDescription("the grant was revoked: its code was used more than once").WithParent(err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // CreateAccessAndRefreshTokens starts a refresh family (code grant with
@@ -247,7 +258,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 	if current == "" {
 		next.FamilyID = randomID()
 		if err := s.store.CreateRefreshToken(ctx, next); err != nil {
-			return "", "", time.Time{}, fmt.Errorf("create refresh token: %w", err)
+			return "", "", time.Time{}, tokenCreationError("create refresh token", err)
 		}
 	} else {
 		if rr, ok := req.(*refreshRequest); ok {

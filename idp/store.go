@@ -37,10 +37,21 @@ type Store interface {
 	// the request's id): RFC 6749 §4.1.2. An unknown or expired code returns
 	// ErrNotFound. The consumed request stays as a tombstone until
 	// DeleteExpired removes it, so a late replay is still detected.
+	//
+	// A replay also marks the grant revoked, on the tombstone, for good: from
+	// then on no token of the grant can be created (see CreateAccessToken).
+	// So the grant ends revoked even when the replay wins the race against
+	// the winning exchange's token creation, which comes after its
+	// ConsumeCode returned. Every token creation of the grant is ordered
+	// either before the replay (and the replay revokes the token) or after
+	// it (and the creation fails); none slips between.
 	ConsumeCode(ctx context.Context, codeHash string, now time.Time) (*AuthRequest, error)
 
 	// CreateAccessToken stores the record of an issued access token (JWT or
 	// opaque: the record is what revocation and introspection consult).
+	// If t.GrantID names an auth request whose grant a code replay revoked,
+	// it stores nothing and returns ErrGrantRevoked. A GrantID that is empty
+	// or names no stored request is not checked.
 	CreateAccessToken(ctx context.Context, t *AccessToken) error
 	// AccessToken returns the record with this id, revoked or not;
 	// ErrNotFound if there is none.
@@ -50,7 +61,8 @@ type Store interface {
 	RevokeAccessToken(ctx context.Context, id string, now time.Time) error
 
 	// CreateRefreshToken stores a new refresh token (the first of a family,
-	// or a standalone one).
+	// or a standalone one). A revoked grant is ErrGrantRevoked, as for
+	// CreateAccessToken.
 	CreateRefreshToken(ctx context.Context, t *RefreshToken) error
 	// RefreshToken returns the refresh token with this hash, used, revoked
 	// or not; ErrNotFound if there is none.
@@ -60,7 +72,9 @@ type Store interface {
 	// exactly one succeeds. If the old token was already used, the whole
 	// family (its refresh tokens and the access tokens issued from them) is
 	// revoked and ErrRefreshReplayed returned (RFC 9700 §4.14.2). A revoked
-	// or expired (now) token returns ErrNotFound.
+	// or expired (now) token returns ErrNotFound. A rotation that would
+	// succeed but for next.GrantID naming a revoked grant (as for
+	// CreateAccessToken) changes nothing and returns ErrGrantRevoked.
 	RotateRefreshToken(ctx context.Context, oldHash string, next *RefreshToken, now time.Time) error
 	// RevokeRefreshFamily revokes every refresh token of a family and every
 	// access token issued from it (idempotent).
@@ -103,6 +117,7 @@ var (
 	ErrConflict        = errors.New("idp store: conflict")
 	ErrCodeReplayed    = errors.New("idp store: authorization code already used")
 	ErrRefreshReplayed = errors.New("idp store: refresh token already used")
+	ErrGrantRevoked    = errors.New("idp store: grant revoked by a code replay")
 )
 
 // AuthRequest is one authorization request, from /authorize until its code

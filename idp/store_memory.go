@@ -30,9 +30,10 @@ type MemoryStore struct {
 // memoryAuthRequest is an auth request and the state of its code.
 type memoryAuthRequest struct {
 	AuthRequest
-	codeHash      string
-	codeExpiresAt time.Time
-	consumedAt    *time.Time
+	codeHash       string
+	codeExpiresAt  time.Time
+	consumedAt     *time.Time
+	grantRevokedAt *time.Time // when a replay of the code revoked the grant
 }
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -105,7 +106,10 @@ func (s *MemoryStore) SaveCode(_ context.Context, authRequestID, codeHash string
 	return nil
 }
 
-// ConsumeCode implements Store.
+// ConsumeCode implements Store. A replay marks the grant revoked and
+// revokes its tokens under the mutex that token creation checks the mark
+// under, so every token of the grant is created before (and revoked) or
+// refused.
 func (s *MemoryStore) ConsumeCode(_ context.Context, codeHash string, now time.Time) (*AuthRequest, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -115,6 +119,9 @@ func (s *MemoryStore) ConsumeCode(_ context.Context, codeHash string, now time.T
 	}
 	r := s.requests[id]
 	if r.consumedAt != nil {
+		if r.grantRevokedAt == nil {
+			r.grantRevokedAt = storedTimePtr(&now)
+		}
 		s.revokeLocked(func(grantID, _, _ string) bool { return grantID == id }, now)
 		return nil, ErrCodeReplayed
 	}
@@ -129,6 +136,9 @@ func (s *MemoryStore) ConsumeCode(_ context.Context, codeHash string, now time.T
 func (s *MemoryStore) CreateAccessToken(_ context.Context, t *AccessToken) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.grantRevokedLocked(t.GrantID) {
+		return ErrGrantRevoked
+	}
 	if _, ok := s.access[t.ID]; ok {
 		return ErrConflict
 	}
@@ -167,7 +177,18 @@ func (s *MemoryStore) RevokeAccessToken(_ context.Context, id string, now time.T
 func (s *MemoryStore) CreateRefreshToken(_ context.Context, t *RefreshToken) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.grantRevokedLocked(t.GrantID) {
+		return ErrGrantRevoked
+	}
 	return s.createRefreshLocked(t)
+}
+
+// grantRevokedLocked reports whether grantID names an auth request whose
+// grant a code replay revoked. An empty grantID, or one naming no request,
+// is not revoked.
+func (s *MemoryStore) grantRevokedLocked(grantID string) bool {
+	r, ok := s.requests[grantID]
+	return grantID != "" && ok && r.grantRevokedAt != nil
 }
 
 func (s *MemoryStore) createRefreshLocked(t *RefreshToken) error {
@@ -193,7 +214,8 @@ func (s *MemoryStore) RefreshToken(_ context.Context, hash string) (*RefreshToke
 // RotateRefreshToken implements Store. next is stored in the old token's
 // family, whatever next.FamilyID says. A token past its idle expiry or its
 // family's absolute expiry is expired. A used token is a replay even when it
-// has also been revoked or has expired since.
+// has also been revoked or has expired since. A revoked grant is reported
+// only for a token that is otherwise rotatable, as PostgresStore does.
 func (s *MemoryStore) RotateRefreshToken(_ context.Context, oldHash string, next *RefreshToken, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -207,6 +229,8 @@ func (s *MemoryStore) RotateRefreshToken(_ context.Context, oldHash string, next
 		return ErrRefreshReplayed
 	case old.RevokedAt != nil, !old.ExpiresAt.After(now), !old.FamilyExpiresAt.After(now):
 		return ErrNotFound
+	case s.grantRevokedLocked(next.GrantID):
+		return ErrGrantRevoked
 	}
 	n := *next
 	n.FamilyID = old.FamilyID

@@ -24,6 +24,12 @@ var _ Store = (*PostgresStore)(nil)
 // session row first, then refresh tokens in hash order, then access tokens in
 // id order (see the revoke* statements). The only other multi-row writer,
 // DeleteExpired, skips rows that others hold, so it never waits.
+//
+// Creating a token of a grant locks the grant's auth request row FOR SHARE
+// (first, as the order wants) and inserts in the same transaction; a code
+// replay updates that row and then revokes the grant's tokens. The row lock
+// serializes the two, see ConsumeCode. Transactions run at READ COMMITTED,
+// Postgres's default, which that argument relies on.
 type PostgresStore struct {
 	pool      *pgxpool.Pool
 	batchSize int // rows DeleteExpired removes per transaction
@@ -178,13 +184,30 @@ update auth_requests set consumed_at = $2
 where code_hash = $1 and consumed_at is null and code_expires_at > $2
 returning ` + authRequestColumns
 
-	codeStateSQL = `select id, consumed_at is not null from auth_requests where code_hash = $1`
+	// replayCodeSQL marks the grant of a consumed code revoked, keeping the
+	// first time, and returns the grant's id; an unknown code or one that
+	// expired unconsumed matches nothing. Its row lock (FOR NO KEY UPDATE)
+	// conflicts with the FOR SHARE of grantRevokedSQL.
+	replayCodeSQL = `
+update auth_requests set grant_revoked_at = coalesce(grant_revoked_at, $2)
+where code_hash = $1 and consumed_at is not null
+returning id`
 )
 
 // ConsumeCode implements Store. A consumed code is a replay even after it
-// expired, as long as its tombstone exists. The replay's revocation commits
-// in the transaction that found the replay (which holds the request's row,
-// first in the lock order).
+// expired, as long as its tombstone exists. The replay's mark and revocation
+// commit in the transaction that found the replay, which holds the request's
+// row (first in the lock order) from the mark on.
+//
+// The mark is what makes the revocation complete. Token creation of the
+// grant (createInGrant) holds the row FOR SHARE from its check of the mark
+// until its insert commits. So the replay's update waits until every
+// creation that got the row before it has committed, and the revoke
+// statements after it, each reading a snapshot taken when it starts, see
+// those tokens and revoke them; a creation that asks for the row later
+// waits for the replay to commit and then reads the mark, and fails. A
+// token of the grant is thus revoked or never stored, including the tokens
+// of the exchange that won the code, which are created after this call.
 func (s *PostgresStore) ConsumeCode(ctx context.Context, codeHash string, now time.Time) (*AuthRequest, error) {
 	var (
 		ar       *AuthRequest
@@ -197,12 +220,10 @@ func (s *PostgresStore) ConsumeCode(ctx context.Context, codeHash string, now ti
 			return err
 		}
 		var id string
-		if err := tx.QueryRow(ctx, codeStateSQL, codeHash).Scan(&id, &replayed); err != nil {
-			return err // unknown code: ErrNoRows
+		if err := tx.QueryRow(ctx, replayCodeSQL, codeHash, now).Scan(&id); err != nil {
+			return err // unknown, or expired unconsumed: ErrNoRows
 		}
-		if !replayed {
-			return pgx.ErrNoRows // expired
-		}
+		replayed = true
 		return revoke(ctx, tx, revokeRefreshByGrantSQL, revokeAccessByGrantSQL, id, now)
 	})
 	switch {
@@ -270,13 +291,60 @@ values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
 
 // CreateAccessToken implements Store. An id already taken is ErrConflict.
 func (s *PostgresStore) CreateAccessToken(ctx context.Context, t *AccessToken) error {
-	_, err := s.pool.Exec(ctx, createAccessTokenSQL,
+	err := s.createInGrant(ctx, t.GrantID, createAccessTokenSQL,
 		t.ID, t.GrantID, t.FamilyID, t.SessionID, t.ClientID, t.Subject, textArray(t.Scopes), textArray(t.Audience),
 		t.AuthTime, textArray(t.AMR), t.DingTalk.CorpID, t.DingTalk.UserID, t.DingTalk.UnionID, t.CreatedAt, t.ExpiresAt, t.RevokedAt)
 	if err != nil {
 		return dbError("insert access token", err)
 	}
 	return nil
+}
+
+// grantRevokedSQL reads whether a grant is revoked and holds its auth request
+// row until the transaction ends. FOR SHARE, because it must conflict with
+// replayCodeSQL's update of a non-key column, which FOR KEY SHARE does not;
+// and not FOR UPDATE, so that creations of one grant do not wait for each
+// other.
+const grantRevokedSQL = `select grant_revoked_at is not null from auth_requests where id = $1 for share`
+
+// checkGrant fails with ErrGrantRevoked if grantID names an auth request
+// whose grant a code replay revoked, and otherwise holds that request's row
+// FOR SHARE in tx: until tx ends, no replay can mark it. An empty grantID, or
+// one that names no request (never stored, or garbage-collected), passes
+// and locks nothing.
+func checkGrant(ctx context.Context, tx pgx.Tx, grantID string) error {
+	if grantID == "" {
+		return nil
+	}
+	var revoked bool
+	err := tx.QueryRow(ctx, grantRevokedSQL, grantID).Scan(&revoked)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil
+	case err != nil:
+		return err
+	case revoked:
+		return ErrGrantRevoked
+	}
+	return nil
+}
+
+// createInGrant runs the insert of a token of grantID in the transaction in
+// which checkGrant holds the grant's row, so that the insert commits before
+// any replay of the grant's code can mark it (and then revokes it), or
+// fails after.
+func (s *PostgresStore) createInGrant(ctx context.Context, grantID, sql string, args ...any) error {
+	if grantID == "" {
+		_, err := s.pool.Exec(ctx, sql, args...)
+		return err
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkGrant(ctx, tx, grantID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, sql, args...)
+		return err
+	})
 }
 
 const accessTokenSQL = `select ` + accessTokenColumns + ` from access_tokens where id = $1`
@@ -323,7 +391,7 @@ values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
 // CreateRefreshToken implements Store. Hash and ID are both unique:
 // ErrConflict if either is taken.
 func (s *PostgresStore) CreateRefreshToken(ctx context.Context, t *RefreshToken) error {
-	if _, err := s.pool.Exec(ctx, createRefreshTokenSQL, refreshTokenArgs(t, t.FamilyID)...); err != nil {
+	if err := s.createInGrant(ctx, t.GrantID, createRefreshTokenSQL, refreshTokenArgs(t, t.FamilyID)...); err != nil {
 		return dbError("insert refresh token", err)
 	}
 	return nil
@@ -374,12 +442,19 @@ var errNotRotated = errors.New("not rotated")
 // has also been revoked or has expired since. If next's hash or id is taken,
 // nothing changes and the error is ErrConflict.
 //
-// The rotation transaction only marks and inserts. Revoking a replayed
-// token's family happens after it, in a transaction of its own: the failed
-// update may have locked the old token's row, and revoking while holding it
-// would break the lock order.
+// The rotation transaction only checks next's grant, marks and inserts. It
+// checks the grant first, holding the auth request row before the refresh
+// token's (the lock order), but reports a revoked grant only once the old
+// token turned out rotatable: a replay or an unusable token is answered as
+// such. Revoking a replayed token's family happens after it, in a
+// transaction of its own: the failed update may have locked the old token's
+// row, and revoking while holding it would break the lock order.
 func (s *PostgresStore) RotateRefreshToken(ctx context.Context, oldHash string, next *RefreshToken, now time.Time) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		grantErr := checkGrant(ctx, tx, next.GrantID)
+		if grantErr != nil && !errors.Is(grantErr, ErrGrantRevoked) {
+			return grantErr
+		}
 		var family string
 		err := tx.QueryRow(ctx, useRefreshTokenSQL, oldHash, now).Scan(&family)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -387,6 +462,9 @@ func (s *PostgresStore) RotateRefreshToken(ctx context.Context, oldHash string, 
 		}
 		if err != nil {
 			return err
+		}
+		if grantErr != nil {
+			return grantErr // rolls back used_at: nothing changes
 		}
 		_, err = tx.Exec(ctx, createRefreshTokenSQL, refreshTokenArgs(next, family)...)
 		return err

@@ -39,6 +39,8 @@ func runStoreTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ConsumeCode", testConsumeCode},
 		{"ConsumeCodeConcurrent", testConsumeCodeConcurrent},
 		{"CodeReplayRevokesGrant", testCodeReplayRevokesGrant},
+		{"CodeReplayMarksGrantRevoked", testCodeReplayMarksGrantRevoked},
+		{"CodeReplayRacesTokenCreation", testCodeReplayRacesTokenCreation},
 		{"AccessToken", testAccessToken},
 		{"RefreshToken", testRefreshToken},
 		{"RotateRefreshToken", testRotateRefreshToken},
@@ -313,6 +315,130 @@ func testCodeReplayRevokesGrant(t *testing.T, s Store) {
 		"at-1": &replayAt, "at-2": &replayAt, "rt-1": &replayAt,
 		"at-other": nil, "rt-other": nil,
 	})
+}
+
+// testCodeReplayMarksGrantRevoked: after a replay, no token of the grant can
+// be created, however late; other grants are not affected.
+func testCodeReplayMarksGrantRevoked(t *testing.T, s Store) {
+	ctx := t.Context()
+	issueCode(t, s, "ar-1", "code-1", t0)
+	issueCode(t, s, "ar-2", "code-2", t0) // consumed, never replayed
+	issueCode(t, s, "ar-3", "code-3", t0) // never consumed; presented after expiry
+	for _, hash := range []string{"code-1", "code-2"} {
+		if _, err := s.ConsumeCode(ctx, hash, t0); err != nil {
+			t.Fatalf("ConsumeCode(%s): %v", hash, err)
+		}
+	}
+	_, err := s.ConsumeCode(ctx, "code-3", t0.Add(time.Hour))
+	assertErr(t, "ConsumeCode of an expired code", err, ErrNotFound)
+	// A token of the grant from before the replay, and a live refresh token of
+	// another grant to rotate into ar-1 below.
+	mustCreateAccessToken(t, s, newAccessToken("at-before", "ar-1", "", "sess-1", t0))
+	mustCreateRefreshToken(t, s, newRefreshToken("rt-other", "ar-2", "fam-2", "sess-1", t0))
+
+	replayAt := t0.Add(time.Hour) // a late replay, after the code expired
+	_, err = s.ConsumeCode(ctx, "code-1", replayAt)
+	assertErr(t, "ConsumeCode replay", err, ErrCodeReplayed)
+	assertRevoked(t, s, map[string]*time.Time{"at-before": &replayAt, "rt-other": nil})
+
+	// Whenever they come, tokens of the replayed grant are refused and not
+	// stored.
+	for _, now := range []time.Time{replayAt, replayAt.Add(time.Hour)} {
+		at := newAccessToken("at-after", "ar-1", "", "sess-1", now)
+		assertErr(t, "CreateAccessToken of the revoked grant", s.CreateAccessToken(ctx, at), ErrGrantRevoked)
+		rt := newRefreshToken("rt-after", "ar-1", "fam-1", "sess-1", now)
+		assertErr(t, "CreateRefreshToken of the revoked grant", s.CreateRefreshToken(ctx, rt), ErrGrantRevoked)
+		next := newRefreshToken("rt-next", "ar-1", "fam-2", "sess-1", now)
+		assertErr(t, "RotateRefreshToken into the revoked grant", s.RotateRefreshToken(ctx, "rt-other", next, t0), ErrGrantRevoked)
+		for _, id := range []string{"at-after", "rt-after", "rt-next"} {
+			assertErr(t, "lookup of refused "+id, lookup(t, s, id), ErrNotFound)
+		}
+		// The refused rotation changed nothing.
+		assertRefreshToken(t, s, newRefreshToken("rt-other", "ar-2", "fam-2", "sess-1", t0))
+	}
+	// Another replay changes nothing: the first revocation time stays.
+	_, err = s.ConsumeCode(ctx, "code-1", replayAt.Add(time.Minute))
+	assertErr(t, "ConsumeCode second replay", err, ErrCodeReplayed)
+	assertRevoked(t, s, map[string]*time.Time{"at-before": &replayAt})
+
+	// Tokens of other grants: one consumed but not replayed, one whose code
+	// expired unconsumed, one no stored request names, and none.
+	for i, grant := range []string{"ar-2", "ar-3", "ar-unknown", ""} {
+		at := newAccessToken(fmt.Sprintf("at-ok-%d", i), grant, "", "sess-1", t0)
+		mustCreateAccessToken(t, s, at)
+		mustCreateRefreshToken(t, s, newRefreshToken(fmt.Sprintf("rt-ok-%d", i), grant, "fam-ok", "sess-1", t0))
+	}
+	next := newRefreshToken("rt-other-next", "ar-2", "fam-2", "sess-1", t0)
+	if err := s.RotateRefreshToken(ctx, "rt-other", next, t0); err != nil {
+		t.Errorf("RotateRefreshToken in another grant: %v", err)
+	}
+}
+
+// testCodeReplayRacesTokenCreation races the exchanges of one code, round
+// after round: the winner creates its tokens as soon as its ConsumeCode
+// returns, while the losers' replays revoke the grant. Whichever way each
+// round goes, no token of the grant may end stored and not revoked.
+func testCodeReplayRacesTokenCreation(t *testing.T, s Store) {
+	ctx := t.Context()
+	const rounds = 50
+	var refused, revoked int // how the winner's first token fared, over all rounds
+	for round := range rounds {
+		grant, code := fmt.Sprintf("ar-%d", round), fmt.Sprintf("code-%d", round)
+		issueCode(t, s, grant, code, t0)
+		family := fmt.Sprintf("fam-%d", round)
+		atFirst, rtFirst := fmt.Sprintf("at-%d-first", round), fmt.Sprintf("rt-%d-first", round)
+		rtNext, atNext := fmt.Sprintf("rt-%d-next", round), fmt.Sprintf("at-%d-next", round)
+		// The winner's token calls, in order, and their errors.
+		var created []error
+		errs := race(racers, func(int) error {
+			ar, err := s.ConsumeCode(ctx, code, t0)
+			if err != nil {
+				return err
+			}
+			created = []error{
+				s.CreateAccessToken(ctx, newAccessToken(atFirst, ar.ID, "", ar.SessionID, t0)),
+				s.CreateRefreshToken(ctx, newRefreshToken(rtFirst, ar.ID, family, ar.SessionID, t0)),
+				s.RotateRefreshToken(ctx, rtFirst, newRefreshToken(rtNext, ar.ID, "", ar.SessionID, t0), t0),
+				s.CreateAccessToken(ctx, newAccessToken(atNext, ar.ID, family, ar.SessionID, t0)),
+			}
+			return nil
+		})
+		assertOneWinner(t, fmt.Sprintf("round %d: ConsumeCode", round), errs, ErrCodeReplayed)
+
+		for i, id := range []string{atFirst, rtFirst, rtNext, atNext} {
+			err := created[i]
+			switch {
+			case err == nil:
+			case errors.Is(err, ErrGrantRevoked):
+			case i == 2 && errors.Is(err, ErrNotFound): // rt-first was revoked or refused
+			default:
+				t.Errorf("round %d: creating %s: %v", round, id, err)
+			}
+			var revokedAt *time.Time
+			if id[:3] == "at-" {
+				if at, err := s.AccessToken(ctx, id); err == nil {
+					revokedAt = at.RevokedAt
+				}
+			} else if rt, err := s.RefreshToken(ctx, id); err == nil {
+				revokedAt = rt.RevokedAt
+			}
+			stored := lookup(t, s, id) == nil
+			switch {
+			case stored != (err == nil):
+				t.Errorf("round %d: %s stored = %v, but its creation returned %v", round, id, stored, err)
+			case stored && revokedAt == nil:
+				t.Errorf("round %d: %s of a replayed code is stored and not revoked", round, id)
+			}
+			switch {
+			case i > 0:
+			case stored:
+				revoked++
+			default:
+				refused++
+			}
+		}
+	}
+	t.Logf("%d rounds: the winner's first token refused in %d, created and revoked in %d", rounds, refused, revoked)
 }
 
 func testAccessToken(t *testing.T, s Store) {
