@@ -77,6 +77,7 @@ func TestAuthorizeErrorRedirects(t *testing.T) {
 		{"BAD-17 response_type token", []string{"response_type", "token"}, "unsupported_response_type"},
 		{"BAD-17 response_type id_token token", []string{"response_type", "id_token token"}, "unsupported_response_type"},
 		{"RFC-26 response_mode fragment", []string{"response_mode", "fragment"}, "invalid_request"},
+		{"OP-39 response_mode form_post is not offered", []string{"response_mode", "form_post"}, "invalid_request"},
 		{"BAD-18 prompt none login", []string{"prompt", "none login"}, "invalid_request"},
 		{"unknown prompt", []string{"prompt", "whatever"}, "invalid_request"},
 		{"BAD-22 max_age -1", []string{"max_age", "-1"}, "invalid_request"},

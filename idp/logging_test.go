@@ -1,0 +1,78 @@
+package idp
+
+import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// syncBuffer collects log output from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestSEC04_LogsHoldNoSecrets runs sign-ins, refreshes, replays and errors
+// with every log at debug level, ours and the library's (slog's default),
+// and looks for every code, token, state and secret in what was logged.
+func TestSEC04_LogsHoldNoSecrets(t *testing.T) {
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	old := slog.Default()
+	slog.SetDefault(logger)
+	t.Cleanup(func() { slog.SetDefault(old) })
+
+	e := newEnv(t)
+	p, err := New(Config{Issuer: e.issuer, Clients: testClients(), Store: e.store, Keys: e.keys, Accounts: e.accounts,
+		Authenticator: AuthenticatorFunc(func(w http.ResponseWriter, r *http.Request, ar *AuthRequest) {
+			e.p.Finish(w, r, ar.ID, Login{Subject: userAlice, AMR: []string{"dingtalk"}})
+		}),
+		CryptoKey: testCrypto, CookieHashKey: testCookieHash[:], CookieBlockKey: testCookieBlock[:], Now: e.clock.now, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.p = p
+	h := p.Handler()
+	e.handler.Store(&h)
+
+	var secrets []string
+	b := e.browser()
+	v := authParams("scope", "openid offline_access profile")
+	secrets = append(secrets, v.Get("state"), v.Get("nonce"), appSecret)
+	code := e.code(b, v)
+	tr := e.token(appID, appSecret, "basic", codeForm(code, appRedirect))
+	secrets = append(secrets, code, tr.str("access_token"), tr.str("refresh_token"), tr.str("id_token"))
+	e.token(appID, appSecret, "basic", codeForm(code, appRedirect)) // replay
+	e.token(appID, "wrong-secret-value-123", "basic", codeForm("garbage-code-value", appRedirect))
+	secrets = append(secrets, "wrong-secret-value-123", "garbage-code-value")
+	e.userinfo(tr.str("access_token"))
+	e.token(appID, appSecret, "basic", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.str("refresh_token")}})
+	e.authorize(e.browser(), authParams("prompt", "none", "state", "state-secret-xyz"))
+	secrets = append(secrets, "state-secret-xyz")
+
+	out := logs.String()
+	if !strings.Contains(out, "sign-in complete") {
+		t.Fatalf("captured no provider logs; got:\n%s", out)
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(out, s) {
+			t.Errorf("the log contains a secret value %.12s…", s)
+		}
+	}
+}
