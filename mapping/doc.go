@@ -7,6 +7,9 @@
 // in-memory one for the demo. It must not know about OpenID Connect, HTTP or
 // how DingTalk is called: it receives identities, it does not fetch them.
 //
-// The mapping arrives with its own issue; until then this package holds only
-// this description.
+// Store (store.go) is the storage API, with Postgres (postgres.go, migration 0002) for
+// production and Memory (memory.go) for the demo; both share the rules in store.go and
+// signin.go and pass one conformance suite, mappingtest.RunStoreTests. Resolver
+// (resolve.go) is the sign-in policy; csv.go is import and export. Every change writes
+// its audit_log row in the same transaction.
 package mapping

@@ -32,6 +32,7 @@ const usage = `dingbridge: an OpenID Connect provider that signs people in with 
 Usage:
   dingbridge serve   [-config file]          run the provider against Postgres
   dingbridge migrate [-config file] up|status  apply or list database migrations
+  dingbridge mapping import|export [-config file] ...  import or export links as CSV
   dingbridge keys    [-config file] rotate|list  rotate or list the token signing keys
   dingbridge demo    [-listen addr] [-dingtalk-listen addr]
                                              run everything on this machine, in memory,
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runKeys(ctx, rest, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, rest, stdout, stderr)
+	case "mapping":
+		return runMapping(ctx, rest, stdout, stderr)
 	case "version":
 		return runVersion(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":

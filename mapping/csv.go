@@ -1,0 +1,515 @@
+package mapping
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// CSV import and export of links.
+//
+// A file is UTF-8 CSV with a header line naming its columns, in any order:
+//
+//	username        required: the account's username; the account is created if it does
+//	                not exist (or renamed, when account_id names an existing account)
+//	account_id      optional: the account's id (OIDC sub). Given, it names the account and
+//	                a new account gets it, so subs from an earlier provider survive
+//	display_name, email, email_verified (true/false), phone, groups (separated by ";"),
+//	disabled (true/false)
+//	                optional account fields. A column that is present is authoritative
+//	                (an empty cell clears the field); an absent column changes nothing
+//	corp_id         the DingTalk corp; with user_id and/or union_id it names an identity
+//	                that the line links to the account. Without all three, the line is
+//	                about the account alone
+//	user_id         the identity's userId; a new identity is created when none exists
+//	union_id, app_key
+//	                the identity's unionId and the app key it was obtained through (both or
+//	                neither, BR-08). With union_id but no user_id the line names an
+//	                identity that exists already (it signed in, or a sync recorded it)
+//
+// Export writes these columns and some more that import ignores: open_id,
+// identity_disabled, source, dingtalk_name, job_number, mobile, org_email, last_login_at.
+//
+// Each line's outcome is create (something was created), update (something changed),
+// no-op, conflict (the line contradicts the mapping: the identity is linked to another
+// account, the username is another account's, the unionId is another identity's) or
+// error (the line is malformed or names nothing). A dry run does all of it in a
+// transaction that it rolls back, so what it reports is exactly what an apply does; an
+// apply with any conflict or error writes nothing.
+//
+// Spreadsheets run cells that start with = + - @ (or a tab or carriage return) as
+// formulas. Export puts a ' before such a cell, and before a cell that starts with ' (so
+// that the rule can be undone); import removes one leading ' from every cell (ADM-08).
+
+// Limits of one import (ADM-08).
+const (
+	MaxImportBytes = 16 << 20
+	MaxImportLines = 100_000
+)
+
+// ImportOptions configures an import.
+type ImportOptions struct {
+	// Apply writes the changes; otherwise the import is a dry run that writes nothing.
+	Apply bool
+	// Relink lets a line move an identity that is linked to another account; otherwise
+	// such a line is a conflict.
+	Relink bool
+}
+
+// Outcome is what one import line does.
+type Outcome string
+
+// Outcomes of an import line.
+const (
+	OutcomeCreate   Outcome = "create"
+	OutcomeUpdate   Outcome = "update"
+	OutcomeNoop     Outcome = "no-op"
+	OutcomeConflict Outcome = "conflict"
+	OutcomeError    Outcome = "error"
+)
+
+// LineReport is the outcome of one line.
+type LineReport struct {
+	Line     int // in the file; the header is line 1
+	Outcome  Outcome
+	Identity Key // zero for a line about an account alone
+	Username string
+	Detail   string // what the line does, or why it cannot
+}
+
+// ImportReport is the outcome of an import, line by line.
+type ImportReport struct {
+	Lines   []LineReport
+	Applied bool // the changes were written
+}
+
+// Count returns how many lines had outcome o.
+func (r ImportReport) Count(o Outcome) int {
+	n := 0
+	for _, l := range r.Lines {
+		if l.Outcome == o {
+			n++
+		}
+	}
+	return n
+}
+
+// OK reports whether no line has a conflict or an error, so that an apply writes.
+func (r ImportReport) OK() bool {
+	return r.Count(OutcomeConflict) == 0 && r.Count(OutcomeError) == 0
+}
+
+// Columns import understands, and those only export writes.
+var (
+	importColumns = []string{"account_id", "username", "display_name", "email", "email_verified", "phone",
+		"groups", "disabled", "corp_id", "user_id", "union_id", "app_key"}
+	exportOnlyColumns = []string{"open_id", "identity_disabled", "source", "dingtalk_name", "job_number",
+		"mobile", "org_email", "last_login_at"}
+)
+
+// importLine is one parsed line: each column's value, present or not.
+type importLine struct {
+	num    int
+	values map[string]string // only the columns the file has
+	err    error             // a line that could not be parsed
+}
+
+func (l importLine) has(col string) bool   { _, ok := l.values[col]; return ok }
+func (l importLine) get(col string) string { return l.values[col] }
+func (l importLine) identityNamed() bool {
+	return l.get("corp_id")+l.get("user_id")+l.get("union_id") != ""
+}
+func (l importLine) key() Key         { return Key{CorpID: l.get("corp_id"), UserID: l.get("user_id")} }
+func (l importLine) username() string { return NormalizeUsername(l.get("username")) }
+func (l importLine) boolean(col string) (bool, error) {
+	switch strings.ToLower(l.get(col)) {
+	case "true", "1", "yes":
+		return true, nil
+	case "false", "0", "no", "":
+		return false, nil
+	}
+	return false, invalid(col, "must be true or false; got %q", l.get(col))
+}
+
+// parseImport reads a whole import file. Problems with the file as a whole (size, header,
+// CSV syntax) are errors; problems with one line are recorded on the line.
+func parseImport(r io.Reader) ([]importLine, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxImportBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read import: %w", err)
+	}
+	if len(data) > MaxImportBytes {
+		return nil, invalid("file", "larger than %d MiB", MaxImportBytes>>20)
+	}
+	data = bytes.TrimPrefix(data, []byte("\ufeff")) // spreadsheets save UTF-8 with a BOM
+	cr := csv.NewReader(bytes.NewReader(data))
+	header, err := cr.Read()
+	if err != nil {
+		return nil, invalid("header", "cannot read the header line: %v", err)
+	}
+	cols := make([]string, len(header))
+	seen := map[string]bool{}
+	for i, h := range header {
+		h = strings.ToLower(strings.TrimSpace(h))
+		switch {
+		case seen[h]:
+			return nil, invalid("header", "column %q appears twice", h)
+		case !slices.Contains(importColumns, h) && !slices.Contains(exportOnlyColumns, h):
+			return nil, invalid("header", "unknown column %q (known: %s)", h, strings.Join(importColumns, ", "))
+		}
+		seen[h] = true
+		cols[i] = h
+	}
+	if !seen["username"] {
+		return nil, invalid("header", "the username column is required")
+	}
+	var lines []importLine
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil && !errors.Is(err, csv.ErrFieldCount) {
+			return nil, invalid("file", "%v", err)
+		}
+		if len(lines) >= MaxImportLines {
+			return nil, invalid("file", "more than %d lines", MaxImportLines)
+		}
+		line, _ := cr.FieldPos(0)
+		l := importLine{num: line, values: map[string]string{}}
+		switch {
+		case err != nil:
+			l.err = invalid("line", "has %d cells, the header %d", len(rec), len(cols))
+		default:
+			for i, v := range rec {
+				if slices.Contains(importColumns, cols[i]) {
+					l.values[cols[i]] = strings.TrimSpace(unescapeCell(v))
+				}
+			}
+		}
+		lines = append(lines, l)
+	}
+	return lines, nil
+}
+
+// errLineFailed rolls back a line's savepoint; the line's report says why.
+var errLineFailed = errors.New("import line failed")
+
+// Import implements Store.
+func (c *core) Import(ctx context.Context, m Meta, r io.Reader, opts ImportOptions) (ImportReport, error) {
+	if err := validateMeta(m); err != nil {
+		return ImportReport{}, err
+	}
+	m.Source = SourceImport
+	lines, err := parseImport(r)
+	if err != nil {
+		return ImportReport{}, fmt.Errorf("import: %w", err)
+	}
+	var report ImportReport
+	err = c.db.write(ctx, func(t tx) error {
+		report = ImportReport{Lines: make([]LineReport, 0, len(lines))}
+		for _, l := range lines {
+			var lr LineReport
+			err := t.savepoint(ctx, func(t tx) error {
+				var err error
+				if lr, err = c.importLine(ctx, t, m, l, opts); err != nil {
+					return err
+				}
+				if lr.Outcome == OutcomeConflict || lr.Outcome == OutcomeError {
+					return errLineFailed
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(err, errLineFailed) {
+				return fmt.Errorf("line %d: %w", l.num, err)
+			}
+			report.Lines = append(report.Lines, lr)
+		}
+		if !opts.Apply || !report.OK() {
+			return errRollback
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errRollback) {
+		return ImportReport{}, fmt.Errorf("import: %w", err)
+	}
+	report.Applied = err == nil
+	return report, nil
+}
+
+// importLine does what one line says, in t. A conflict or a malformed line is the
+// report's outcome, not an error; an error is a failure of the store.
+func (c *core) importLine(ctx context.Context, t tx, m Meta, l importLine, opts ImportOptions) (LineReport, error) {
+	lr := LineReport{Line: l.num, Username: l.username()}
+	if l.identityNamed() {
+		lr.Identity = l.key()
+	}
+	var did []string
+	created, err := c.importAccountAndLink(ctx, t, m, l, opts, &did)
+	var ce *ConflictError
+	switch {
+	case err == nil && created:
+		lr.Outcome = OutcomeCreate
+	case err == nil && len(did) > 0:
+		lr.Outcome = OutcomeUpdate
+	case err == nil:
+		lr.Outcome, did = OutcomeNoop, []string{"nothing to change"}
+	case errors.As(err, &ce):
+		lr.Outcome, did = OutcomeConflict, []string{c.describeConflict(ctx, t, ce, l)}
+	case errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound):
+		lr.Outcome, did = OutcomeError, []string{err.Error()}
+	default:
+		return LineReport{}, err
+	}
+	lr.Detail = strings.Join(did, "; ")
+	return lr, nil
+}
+
+func (c *core) importAccountAndLink(ctx context.Context, t tx, m Meta, l importLine, opts ImportOptions, did *[]string) (created bool, err error) {
+	if l.err != nil {
+		return false, l.err
+	}
+	a, created, err := c.importAccount(ctx, t, m, l, did)
+	if err != nil || !l.identityNamed() {
+		return created, err
+	}
+	made, err := c.importIdentity(ctx, t, m, l, a, opts, did)
+	return created || made, err
+}
+
+// importAccount finds, creates or updates the line's account.
+func (c *core) importAccount(ctx context.Context, t tx, m Meta, l importLine, did *[]string) (Account, bool, error) {
+	next := Account{ID: l.get("account_id"), Username: l.get("username")}
+	var err error
+	if next.EmailVerified, err = l.boolean("email_verified"); err != nil {
+		return Account{}, false, err
+	}
+	disabled, err := l.boolean("disabled")
+	if err != nil {
+		return Account{}, false, err
+	}
+	if next.Username == "" {
+		return Account{}, false, invalid("username", "is required")
+	}
+	var cur Account
+	if next.ID != "" {
+		cur, err = t.account(ctx, next.ID, lockUpdate)
+	} else {
+		cur, err = t.accountByUsername(ctx, NormalizeUsername(next.Username), lockUpdate)
+	}
+	if errors.Is(err, ErrNotFound) {
+		next.DisplayName, next.Email, next.Phone = l.get("display_name"), l.get("email"), l.get("phone")
+		next.Groups, next.Disabled = splitGroups(l.get("groups")), disabled
+		a, err := c.createAccount(ctx, t, m, next)
+		if err != nil {
+			return Account{}, false, err
+		}
+		*did = append(*did, "create account "+a.Username)
+		return a, true, nil
+	}
+	if err != nil {
+		return Account{}, false, err
+	}
+	// Columns the file does not have keep their values.
+	next.ID = cur.ID
+	next.DisplayName = pick(l, "display_name", cur.DisplayName)
+	next.Email = pick(l, "email", cur.Email)
+	next.Phone = pick(l, "phone", cur.Phone)
+	if !l.has("email_verified") {
+		next.EmailVerified = cur.EmailVerified
+	}
+	next.Groups = cur.Groups
+	if l.has("groups") {
+		next.Groups = splitGroups(l.get("groups"))
+	}
+	a, changed, err := c.updateAccount(ctx, t, m, cur, next)
+	if err != nil {
+		return Account{}, false, err
+	}
+	if changed {
+		*did = append(*did, "update account "+a.Username)
+	}
+	if l.has("disabled") {
+		if a, changed, err = c.setAccountDisabled(ctx, t, m, a, disabled); err != nil {
+			return Account{}, false, err
+		}
+		if changed {
+			*did = append(*did, map[bool]string{true: "disable", false: "enable"}[disabled]+" account "+a.Username)
+		}
+	}
+	return a, false, nil
+}
+
+func pick(l importLine, col, cur string) string {
+	if l.has(col) {
+		return l.get(col)
+	}
+	return cur
+}
+
+func splitGroups(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ";")
+}
+
+// importIdentity finds or creates the line's identity and links it to a.
+func (c *core) importIdentity(ctx context.Context, t tx, m Meta, l importLine, a Account, opts ImportOptions, did *[]string) (bool, error) {
+	id := normalizeIdentity(Identity{CorpID: l.get("corp_id"), UserID: l.get("user_id"), UnionID: l.get("union_id"), AppKey: l.get("app_key")})
+	if err := validateIdentity(id, false); err != nil {
+		return false, err
+	}
+	if (id.AppKey != "") != (id.UnionID != "") {
+		return false, invalid("app_key", "union_id and app_key go together (BR-08)")
+	}
+	var (
+		cur Binding
+		err error
+	)
+	if id.UserID != "" {
+		cur, err = t.binding(ctx, id.Key(), lockUpdate)
+	} else {
+		cur, err = t.bindingByUnionID(ctx, id.CorpID, id.UnionID, lockUpdate)
+		if err == nil && cur.AppKey != id.AppKey {
+			err = ErrNotFound // another developer's unionId (BR-08)
+		}
+		if errors.Is(err, ErrNotFound) {
+			return false, invalid("union_id", "no identity in %s has this union_id under app key %s; give its user_id to create one", id.CorpID, id.AppKey)
+		}
+	}
+	if errors.Is(err, ErrNotFound) {
+		b, err := c.insertBinding(ctx, t, m, Binding{Identity: id}, &a, "")
+		if err != nil {
+			return false, err
+		}
+		*did = append(*did, fmt.Sprintf("create identity %s linked to %s", b.Key(), a.Username))
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if id.UserID != "" && id.UnionID != "" && (id.UnionID != cur.UnionID || id.AppKey != cur.AppKey) {
+		acct, err := accountOf(ctx, t, cur)
+		if err != nil {
+			return false, err
+		}
+		if cur, _, err = c.updateIDs(ctx, t, m, cur, acct, id.UnionID, cur.OpenID, id.AppKey); err != nil {
+			return false, err
+		}
+		*did = append(*did, "set union_id of "+cur.Key().String())
+	}
+	switch {
+	case !cur.Linked():
+		if _, err := c.link(ctx, t, m, cur, a.ID, RequestClosed); err != nil {
+			return false, err
+		}
+		*did = append(*did, fmt.Sprintf("link %s to %s", cur.Key(), a.Username))
+	case cur.AccountID == a.ID:
+	case opts.Relink:
+		if _, _, err := c.relink(ctx, t, m, cur, a.ID); err != nil {
+			return false, err
+		}
+		*did = append(*did, fmt.Sprintf("relink %s to %s", cur.Key(), a.Username))
+	default:
+		return false, conflict(ConflictIdentityLinked, cur.AccountID)
+	}
+	return false, nil
+}
+
+func accountOf(ctx context.Context, t tx, b Binding) (*Account, error) {
+	if !b.Linked() {
+		return nil, nil
+	}
+	a, err := t.account(ctx, b.AccountID, noLock)
+	return &a, err
+}
+
+// describeConflict says what a line contradicts, naming accounts by username.
+func (c *core) describeConflict(ctx context.Context, t tx, ce *ConflictError, l importLine) string {
+	who := ce.AccountID
+	if who != "" {
+		if a, err := t.account(ctx, who, noLock); err == nil {
+			who = a.Username
+		}
+	}
+	switch ce.Reason {
+	case ConflictIdentityLinked:
+		return fmt.Sprintf("identity %s is linked to %s, not %s (unlink it first, or import with relink)", l.key(), who, l.username())
+	case ConflictUsernameTaken:
+		return fmt.Sprintf("username %s belongs to another account", l.username())
+	case ConflictUnionIDTaken:
+		return fmt.Sprintf("union_id %s belongs to another identity in %s", l.get("union_id"), l.get("corp_id"))
+	case ConflictAccountIDTaken:
+		return fmt.Sprintf("account id %s is taken", l.get("account_id"))
+	}
+	return ce.Error()
+}
+
+// exportHeader is the export's columns, in order.
+var exportHeader = []string{"account_id", "username", "display_name", "email", "email_verified", "phone",
+	"groups", "disabled", "corp_id", "user_id", "union_id", "app_key", "open_id", "identity_disabled",
+	"source", "dingtalk_name", "job_number", "mobile", "org_email", "last_login_at"}
+
+// Export implements Store. It writes a UTF-8 byte order mark first, so that spreadsheets
+// show Chinese names correctly; import skips it.
+func (c *core) Export(ctx context.Context, w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	if _, err := bw.WriteString("\ufeff"); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	cw := csv.NewWriter(bw)
+	if err := cw.Write(exportHeader); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	err := c.db.read(ctx, func(t tx) error {
+		return t.export(ctx, func(a Account, b *Binding) error {
+			rec := []string{a.ID, a.Username, a.DisplayName, a.Email, strconv.FormatBool(a.EmailVerified), a.Phone,
+				strings.Join(a.Groups, ";"), strconv.FormatBool(a.Disabled)}
+			if b == nil {
+				rec = append(rec, make([]string, len(exportHeader)-len(rec))...)
+			} else {
+				last := ""
+				if !b.LastLoginAt.IsZero() {
+					last = b.LastLoginAt.Format(time.RFC3339)
+				}
+				rec = append(rec, b.CorpID, b.UserID, b.UnionID, b.AppKey, b.OpenID, strconv.FormatBool(b.Disabled),
+					string(b.Source), b.Name, b.JobNumber, b.Mobile, b.OrgEmail, last)
+			}
+			for i := range rec {
+				rec[i] = escapeCell(rec[i])
+			}
+			return cw.Write(rec)
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	return nil
+}
+
+// escapeCell defuses a cell that a spreadsheet would run as a formula (ADM-08).
+func escapeCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r'", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// unescapeCell undoes escapeCell.
+func unescapeCell(s string) string { return strings.TrimPrefix(s, "'") }
