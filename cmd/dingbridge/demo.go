@@ -15,6 +15,8 @@ import (
 
 	"github.com/dingbridge/dingbridge/dingtalk"
 	"github.com/dingbridge/dingbridge/dingtalk/fake"
+	"github.com/dingbridge/dingbridge/idp"
+	"github.com/dingbridge/dingbridge/mapping"
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -62,16 +64,32 @@ func demo(ctx context.Context, listen, dtListen string, logger *slog.Logger, std
 		return fmt.Errorf("demo configuration: %w", err)
 	}
 
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	slog.SetDefault(logger) // the OIDC library logs through slog's default logger
+	provider, keysReady, err := startProvider(ctx, cfg, oidcParts{
+		store:    idp.NewMemoryStore(),
+		accounts: accountSource{mapping.NewMemory(mapping.Options{})},
+		// The DingTalk login is not built yet: /login says so.
+	}, logger)
+	if err != nil {
+		return err
+	}
+	bridge := newRouter(logger, func(context.Context) error {
+		if !keysReady() {
+			return errKeysNotReady
+		}
+		return nil
+	})
+	mountProvider(bridge, cfg.Issuer, provider)
 	servers := []struct {
 		name string
 		ln   net.Listener
 		h    http.Handler
 	}{
 		{"DingTalk simulator", dtLn, sim},
-		{"bridge", bridgeLn, newRouter(logger, func(context.Context) error { return nil })},
+		{"bridge", bridgeLn, bridge},
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
 	errs := make([]error, len(servers))
 	for i, s := range servers {
@@ -172,6 +190,7 @@ func printDemo(w io.Writer, cfg *Config, fixture *fake.Fixture, checks []string)
 	fmt.Fprintf(w, "  bridge (OIDC issuer)  %s\n", cfg.Issuer)
 	fmt.Fprintf(w, "    liveness            %s/healthz/live\n", cfg.Issuer)
 	fmt.Fprintf(w, "    readiness           %s/healthz/ready\n", cfg.Issuer)
+	fmt.Fprintf(w, "    OIDC discovery      %s/.well-known/openid-configuration\n", cfg.Issuer)
 	fmt.Fprintf(w, "  DingTalk simulator    %s\n", cfg.DingTalk.APIBaseURL)
 	fmt.Fprintf(w, "    JSAPI shim          %s\n\n", cfg.DingTalk.JSAPIScriptURL)
 	fmt.Fprintln(w, "Simulated corps, checked with the real DingTalk client:")
@@ -190,6 +209,7 @@ func printDemo(w io.Writer, cfg *Config, fixture *fake.Fixture, checks []string)
 		}
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(w, "\nSigning in to apps through the bridge arrives with the next issues.")
+	fmt.Fprintln(w, "\nThe OpenID Connect endpoints are live; signing in with DingTalk (and the sample")
+	fmt.Fprintln(w, "app) arrive with the next issues, so /login says sign-in is not available yet.")
 	fmt.Fprintln(w, "Press Ctrl-C to stop.")
 }

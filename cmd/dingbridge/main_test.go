@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -382,5 +384,54 @@ func TestKeysListAndRotate(t *testing.T) {
 	}
 	if out := runOK("keys", "-config", path, "list"); !strings.Contains(out, "previous") {
 		t.Errorf("list after rotate shows no previous key:\n%s", out)
+	}
+}
+
+func TestServeMountsTheProvider(t *testing.T) {
+	path := writeConfig(t, pgtest.NewEmptyDatabaseURL(t), true)
+	_, base := start(t, []string{"serve", "-config", path}, listeningLine)
+
+	resp, err := http.Get(base + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&d)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The issuer comes from the configuration, not from the request's Host.
+	if d["issuer"] != "https://sso.example.com" || d["token_endpoint"] != "https://sso.example.com/oauth/token" {
+		t.Errorf("discovery issuer %v token_endpoint %v, want the configured issuer", d["issuer"], d["token_endpoint"])
+	}
+
+	resp, err = http.Get(base + "/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set struct{ Keys []map[string]any }
+	err = json.NewDecoder(resp.Body).Decode(&set)
+	resp.Body.Close()
+	if err != nil || len(set.Keys) != 4 {
+		t.Errorf("JWKS: %d keys (%v), want current and next for RS256 and ES256", len(set.Keys), err)
+	}
+
+	// No DingTalk login yet: the request reaches /login, which says so.
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		req.URL.Scheme, req.URL.Host = "http", strings.TrimPrefix(base, "http://") // the issuer is https://sso.example.com
+		return nil
+	}}
+	q := url.Values{"response_type": {"code"}, "client_id": {"app"}, "redirect_uri": {"https://app.example.com/cb"},
+		"scope": {"openid"}, "state": {"s"}}
+	resp, err = client.Get(base + "/authorize?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "暂时无法登录") {
+		t.Errorf("authorize → login = %d, want 503 'sign-in not available' page; body:\n%.300s", resp.StatusCode, body)
 	}
 }

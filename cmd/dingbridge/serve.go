@@ -14,6 +14,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/dingbridge/dingbridge/idp"
+	"github.com/dingbridge/dingbridge/mapping"
 	"github.com/dingbridge/dingbridge/migrations"
 )
 
@@ -29,6 +31,12 @@ const (
 	shutdownTimeout   = 15 * time.Second
 	readyTimeout      = 2 * time.Second
 	migrateTimeout    = 2 * time.Minute
+)
+
+// Why a replica is not ready, as /healthz/ready reports it.
+var (
+	errDatabaseUnreachable = errors.New("database unreachable")
+	errKeysNotReady        = errors.New("signing keys not created yet")
 )
 
 // openDatabase builds the pgx pool. It does not connect: the pool connects on
@@ -68,11 +76,32 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writ
 		logger.InfoContext(ctx, "database migrations applied")
 	}
 
-	ready := func(ctx context.Context) error { return pool.Ping(ctx) }
-	return listenAndServe(ctx, cfg.Listen, newRouter(logger, ready), logger, stdout)
+	// The OIDC library logs through slog's default logger.
+	slog.SetDefault(logger)
+	provider, keysReady, err := startProvider(ctx, cfg, oidcParts{
+		store:    idp.NewPostgresStore(pool),
+		accounts: accountSource{mapping.NewPostgres(pool, mapping.Options{})},
+		// The DingTalk login is not built yet: /login says so.
+	}, logger)
+	if err != nil {
+		return err
+	}
+	ready := func(ctx context.Context) error {
+		if err := pool.Ping(ctx); err != nil {
+			return fmt.Errorf("%w: %w", errDatabaseUnreachable, err)
+		}
+		if !keysReady() {
+			return errKeysNotReady
+		}
+		return nil
+	}
+	r := newRouter(logger, ready)
+	mountProvider(r, cfg.Issuer, provider)
+	return listenAndServe(ctx, cfg.Listen, r, logger, stdout)
 }
 
-// newRouter holds every route and the middleware order, in one place.
+// newRouter holds the middleware order and the operational routes; the
+// provider is mounted on it.
 func newRouter(logger *slog.Logger, ready func(context.Context) error) chi.Router {
 	r := chi.NewRouter()
 	r.Use(withRequestID, accessLog(logger), recoverer(logger))
@@ -84,8 +113,11 @@ func newRouter(logger *slog.Logger, ready func(context.Context) error) chi.Route
 		defer cancel()
 		if err := ready(ctx); err != nil {
 			logger.WarnContext(r.Context(), "not ready", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{
-				"status": "unavailable", "reason": "database unreachable"})
+			reason := errDatabaseUnreachable.Error()
+			if errors.Is(err, errKeysNotReady) {
+				reason = errKeysNotReady.Error()
+			}
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": reason})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/dingbridge/dingbridge/idp"
+	"github.com/dingbridge/dingbridge/mapping"
+)
+
+// keyRotationCheck is how often each replica asks whether a signing key is
+// due for rotation; the rotation itself happens once, on one replica.
+const keyRotationCheck = time.Hour
+
+// accountSource lets the provider read accounts from the mapping.
+type accountSource struct {
+	store interface {
+		AccountByID(ctx context.Context, id string) (mapping.Account, error)
+	}
+}
+
+func (a accountSource) Account(ctx context.Context, id string) (idp.Account, error) {
+	acct, err := a.store.AccountByID(ctx, id)
+	if err != nil {
+		return idp.Account{}, err
+	}
+	return idp.Account{
+		ID: acct.ID, Username: acct.Username, DisplayName: acct.DisplayName,
+		Email: acct.Email, EmailVerified: acct.EmailVerified, Phone: acct.Phone,
+		Groups: acct.Groups, Disabled: acct.Disabled,
+	}, nil
+}
+
+// oidcParts are what the provider is built from: its store, the mapping's
+// accounts, and who signs people in (nil: nobody yet).
+type oidcParts struct {
+	store         idp.Store
+	accounts      idp.AccountSource
+	authenticator idp.Authenticator
+}
+
+// startProvider builds the OpenID Connect provider and starts its
+// background jobs (signing-key bootstrap and rotation, clean-up), which stop
+// with ctx. keysReady reports whether signing keys exist yet: they are
+// created in the background, so that a database outage at start-up shows as
+// "not ready" instead of a crash loop.
+func startProvider(ctx context.Context, cfg *Config, parts oidcParts, logger *slog.Logger) (p *idp.Provider, keysReady func() bool, err error) {
+	keys, err := newKeyManager(cfg, parts.store, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	secrets, err := decodeSecrets(cfg.Secrets)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err = idp.New(idp.Config{
+		Issuer:          cfg.Issuer,
+		Clients:         idpClients(cfg.Clients),
+		Store:           parts.store,
+		Keys:            keys,
+		Accounts:        parts.accounts,
+		Authenticator:   parts.authenticator,
+		CryptoKey:       secrets.tokenKey,
+		CookieHashKey:   secrets.cookieHash,
+		CookieBlockKey:  secrets.cookieBlock,
+		SessionLifetime: cfg.OIDC.SessionLifetime,
+		Logger:          logger,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var ready atomic.Bool
+	first := keys.Ensure(ctx) // the usual case: the database is up
+	ready.Store(first == nil)
+	go func() {
+		if first != nil {
+			logger.WarnContext(ctx, "signing keys not ready; retrying in the background", "err", first)
+			if !ensureKeys(ctx, keys, logger) {
+				return
+			}
+			ready.Store(true)
+		}
+		keys.Run(ctx, keyRotationCheck)
+	}()
+	go idp.RunGC(ctx, parts.store, cfg.OIDC.CleanupInterval, cfg.OIDC.CleanupRetention, time.Now, logger)
+	return p, ready.Load, nil
+}
+
+// ensureKeys creates the signing keys if there are none, retrying with
+// back-off until it succeeds or ctx ends (false).
+func ensureKeys(ctx context.Context, keys *idp.KeyManager, logger *slog.Logger) bool {
+	wait := time.Second
+	for {
+		err := keys.Ensure(ctx)
+		if err == nil {
+			return true
+		}
+		logger.WarnContext(ctx, "signing keys not ready; retrying", "err", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+type decodedSecrets struct {
+	tokenKey    [32]byte
+	cookieHash  []byte
+	cookieBlock []byte
+}
+
+// decodeSecrets decodes the configured keys. The key that encrypts opaque
+// access tokens is derived from the key-encryption key (HKDF-SHA256), so it
+// is the same on every replica without another secret to manage.
+func decodeSecrets(s SecretsConfig) (decodedSecrets, error) {
+	var out decodedSecrets
+	kek, err := base64.StdEncoding.DecodeString(s.KeyEncryptionKey)
+	if err != nil {
+		return out, fmt.Errorf("secrets.key_encryption_key: %w", err)
+	}
+	tk, err := hkdf.Key(sha256.New, kek, nil, "dingbridge opaque access tokens", 32)
+	if err != nil {
+		return out, err
+	}
+	copy(out.tokenKey[:], tk)
+	if out.cookieHash, err = base64.StdEncoding.DecodeString(s.CookieHashKey); err != nil {
+		return out, fmt.Errorf("secrets.cookie_hash_key: %w", err)
+	}
+	if out.cookieBlock, err = base64.StdEncoding.DecodeString(s.CookieBlockKey); err != nil {
+		return out, fmt.Errorf("secrets.cookie_block_key: %w", err)
+	}
+	return out, nil
+}
+
+func idpClients(cfgs []ClientConfig) []idp.ClientConfig {
+	out := make([]idp.ClientConfig, 0, len(cfgs))
+	for _, c := range cfgs {
+		out = append(out, idp.ClientConfig{
+			ID: c.ID, Name: c.Name, Secret: c.Secret, Public: c.Public,
+			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+			InitiateLoginURI: c.InitiateLoginURI, Scopes: c.Scopes, Corps: c.Corps,
+			IDTokenAlgorithm:     c.IDTokenSigningAlg,
+			AccessTokenJWT:       c.AccessTokenFormat == "jwt",
+			IDTokenLifetime:      c.IDTokenLifetime,
+			AccessTokenLifetime:  c.AccessTokenLifetime,
+			RefreshTokenLifetime: c.RefreshTokenLifetime,
+			RefreshFamilyLife:    c.RefreshTokenAbsoluteLifetime,
+		})
+	}
+	return out
+}
+
+// mountProvider serves the provider under the issuer's path.
+func mountProvider(r chi.Router, issuer string, p *idp.Provider) {
+	path := "/"
+	if u, err := url.Parse(issuer); err == nil && u.Path != "" {
+		path = u.Path
+	}
+	r.Mount(path, p.Handler())
+}
