@@ -170,3 +170,8 @@ func (c *client) IsScopeAllowed(scope string) bool { return slices.Contains(c.Sc
 func (c *client) grantable(requested []string) []string {
 	return slices.DeleteFunc(slices.Clone(requested), func(s string) bool { return !c.IsScopeAllowed(s) })
 }
+
+// allowsCorp reports whether employees of corp may sign in to this client.
+func (c *client) allowsCorp(corp string) bool {
+	return len(c.Corps) == 0 || slices.Contains(c.Corps, corp)
+}

@@ -677,3 +677,28 @@ func TestNoAuthenticatorSaysSignInIsUnavailable(t *testing.T) {
 		t.Errorf("= %d, want 503 with the sign-in unavailable page; body:\n%.300s", resp.StatusCode, body)
 	}
 }
+
+func TestClientCorpAllowlist(t *testing.T) {
+	e := newEnv(t) // the stand-in signs people in through dingcorp1
+	b := e.browser()
+	e.code(b, authParams()) // an SSO session from dingcorp1
+
+	// The session's corp is not admitted, so it is not reused: a fresh
+	// sign-in runs, through dingcorp1 again, and is refused with a page.
+	v := authParams("client_id", corp2ID, "redirect_uri", corp2Redirect)
+	resp := e.authorize(b, v)
+	if body := page(t, resp); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "无权登录此应用") {
+		t.Errorf("= %d, want 403 'may not sign in' page; body:\n%.300s", resp.StatusCode, body)
+	}
+	if e.logins.Load() != 2 {
+		t.Errorf("authenticator asked %d times, want 2 (the dingcorp1 session must not satisfy a dingcorp2-only client)", e.logins.Load())
+	}
+}
+
+func TestRFC01_RepeatedTokenParameter(t *testing.T) {
+	e := newEnv(t)
+	code := e.code(e.browser(), authParams())
+	form := codeForm(code, appRedirect)
+	form.Add("code", "another")
+	wantOAuthError(t, e.token(appID, appSecret, "basic", form), http.StatusBadRequest, "invalid_request")
+}

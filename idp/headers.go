@@ -95,3 +95,35 @@ func requireClientAuth(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// noRepeatedParams refuses a form with a parameter given twice (RFC 6749
+// §3.2: parameters must not be included more than once); the library
+// would silently take the first value.
+func noRepeatedParams(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err == nil {
+			for k, v := range r.Form {
+				if len(v) > 1 {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusBadRequest)
+					_, _ = w.Write([]byte(`{"error":"invalid_request","error_description":"parameter ` + jsonSafe(k) + ` must not be repeated"}`))
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// jsonSafe keeps a parameter name that is echoed in JSON harmless.
+func jsonSafe(s string) string {
+	if len(s) > 40 {
+		s = s[:40]
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '_' || r == '-' || r == '.' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			return r
+		}
+		return '?'
+	}, s)
+}

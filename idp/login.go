@@ -83,6 +83,10 @@ func (p *Provider) usableSession(r *http.Request, ar *AuthRequest) *Session {
 		return nil
 	case ar.HintSubject != "" && ar.HintSubject != s.Subject:
 		return nil
+	case !p.clients[ar.ClientID].allowsCorp(s.DingTalk.CorpID):
+		// Signed in through a corp this client does not admit: a fresh
+		// sign-in may pick another corp.
+		return nil
 	}
 	if p.storage.accountActive(r.Context(), s.Subject) != nil {
 		return nil
@@ -103,6 +107,11 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, authRequestID 
 	if err := p.storage.accountActive(ctx, l.Subject); err != nil {
 		p.log.InfoContext(ctx, "sign-in refused: account not active", "account_id", l.Subject, "err", err)
 		p.pages.error(w, r, http.StatusForbidden, msgAccountDisabled)
+		return
+	}
+	if c := p.clients[ar.ClientID]; !c.allowsCorp(l.DingTalk.CorpID) {
+		p.log.InfoContext(ctx, "sign-in refused: corp not allowed for client", "client_id", c.ID, "corp_id", l.DingTalk.CorpID)
+		p.pages.error(w, r, http.StatusForbidden, msgCorpNotAllowed)
 		return
 	}
 	now := p.now()

@@ -85,6 +85,10 @@ var (
 		text{"账号无法登录", "您的企业账号已停用或不存在。", "如有疑问，请联系您的管理员。"},
 		text{"Your account cannot sign in", "Your enterprise account is disabled or does not exist.", "If you think this is a mistake, contact your administrator."},
 	}
+	msgCorpNotAllowed = message{
+		text{"无权登录此应用", "您所在的钉钉组织不在这个应用允许登录的范围内。", "如果您属于多个组织，请返回应用，用允许的组织重新登录；如有疑问，请联系应用的管理员。"},
+		text{"You may not sign in to this application", "Your DingTalk organisation is not one this application admits.", "If you belong to several organisations, go back and sign in with an admitted one; otherwise ask the application's administrator."},
+	}
 	msgUnavailable = message{
 		text{"服务暂时不可用", "dingbridge 暂时无法完成您的请求，您的数据没有丢失。", "请稍后重试；如果一再出现，请把下面的请求编号告诉管理员。"},
 		text{"Temporarily unavailable", "dingbridge could not complete your request just now; nothing was lost.", "Try again in a moment; if it keeps happening, give your administrator the request id below."},

@@ -177,10 +177,10 @@ func (p *Provider) Handler() http.Handler {
 	r.Post(pathEndSession, p.endSession)
 	r.Get(pathLoggedOut, p.loggedOut)
 	r.Get("/static/dingbridge.css", p.pages.css)
-	r.Handle(pathToken, withClientIP(noStore(p.zitadel)))
-	r.Handle(pathIntrospect, noStore(requireClientAuth(p.zitadel)))
+	r.Handle(pathToken, withClientIP(noStore(noRepeatedParams(p.zitadel))))
+	r.Handle(pathIntrospect, noStore(noRepeatedParams(requireClientAuth(p.zitadel))))
 	r.Handle(pathUserinfo, bearerChallenge(p.zitadel))
-	r.Handle(pathRevoke, noStore(requireClientAuth(p.zitadel)))
+	r.Handle(pathRevoke, noStore(noRepeatedParams(requireClientAuth(p.zitadel))))
 	r.Handle(pathKeys, p.zitadel)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		p.pages.error(w, r, http.StatusNotFound, msgNotFound)

@@ -24,20 +24,23 @@ import (
 // The test world: one confidential client, one public client, one ES256
 // client with JWT access tokens, and three accounts.
 const (
-	appID       = "app"
-	appSecret   = "app-secret-0123456789abcdef"
-	appRedirect = "https://app.example.com/cb"
-	appLogout   = "https://app.example.com/bye"
-	otherID     = "other"
-	otherSecret = "other-secret-0123456789abcdef"
-	otherRedir  = "https://other.example.com/cb?tenant=1"
-	spaID       = "spa"
-	spaRedirect = "http://127.0.0.1:3000/cb"
-	esID        = "es"
-	esSecret    = "es-secret-0123456789abcdef"
-	esRedirect  = "https://es.example.com/cb"
-	userAlice   = "acct-alice"
-	userBob     = "acct-bob"
+	appID         = "app"
+	appSecret     = "app-secret-0123456789abcdef"
+	appRedirect   = "https://app.example.com/cb"
+	appLogout     = "https://app.example.com/bye"
+	otherID       = "other"
+	otherSecret   = "other-secret-0123456789abcdef"
+	otherRedir    = "https://other.example.com/cb?tenant=1"
+	spaID         = "spa"
+	spaRedirect   = "http://127.0.0.1:3000/cb"
+	esID          = "es"
+	esSecret      = "es-secret-0123456789abcdef"
+	esRedirect    = "https://es.example.com/cb"
+	corp2ID       = "corp2-only"
+	corp2Secret   = "corp2-secret-0123456789abcdef"
+	corp2Redirect = "https://corp2.example.com/cb"
+	userAlice     = "acct-alice"
+	userBob       = "acct-bob"
 )
 
 func testClients() []ClientConfig {
@@ -49,6 +52,7 @@ func testClients() []ClientConfig {
 		{ID: spaID, Public: true, RedirectURIs: []string{spaRedirect}, Scopes: []string{"openid", "profile"}},
 		{ID: esID, Secret: esSecret, RedirectURIs: []string{esRedirect}, Scopes: all,
 			IDTokenAlgorithm: "ES256", AccessTokenJWT: true},
+		{ID: corp2ID, Secret: corp2Secret, RedirectURIs: []string{corp2Redirect}, Scopes: all, Corps: []string{"dingcorp2"}},
 	}
 }
 
