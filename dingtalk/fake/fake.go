@@ -64,6 +64,7 @@ type Server struct {
 	autoApprove     *identity
 	calls           map[string]int
 	faults          map[string]*Fault
+	workbench       map[string][]workbenchApp // corp id → its workbench, in order added
 	httpServer      *http.Server
 }
 
@@ -116,6 +117,8 @@ func New(opts Options) *Server {
 		_, pattern, _ := strings.Cut(rt.endpoint, " ")
 		s.mux.Handle(pattern, s.endpointHandler(rt))
 	}
+	s.mux.HandleFunc(pathIndex, s.handleIndex)
+	s.mux.HandleFunc(pathWorkbench, s.handleWorkbench)
 	s.mux.HandleFunc("/topapi/", s.handleUnknownTopAPI)
 	s.mux.HandleFunc("/v1.0/", s.handleUnknownNewAPI)
 	return s

@@ -19,6 +19,8 @@ const (
 	pageError       = "error.html.tmpl"
 	pageFrameResult = "frame_result.html.tmpl"
 	pagePunish      = "punish.html.tmpl"
+	pageWorkbench   = "workbench.html.tmpl"
+	pageIndex       = "index.html.tmpl"
 	scriptJSAPI     = "jsapi.js.tmpl"
 	scriptFrame     = "ddlogin.js.tmpl"
 )
@@ -27,7 +29,7 @@ const (
 // a programming error and panics.
 func parsePages() *htmltemplate.Template {
 	t := htmltemplate.Must(htmltemplate.ParseFS(templateFS, "templates/*.html.tmpl"))
-	for _, name := range []string{pagePicker, pageError, pageFrameResult, pagePunish} {
+	for _, name := range []string{pagePicker, pageError, pageFrameResult, pagePunish, pageWorkbench, pageIndex} {
 		if t.Lookup(name) == nil {
 			panic("fake: missing template " + name)
 		}
