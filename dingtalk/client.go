@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -82,10 +83,32 @@ type Config struct {
 	// them in this process only.
 	TokenCache TokenCache
 
+	// RateLimit is how many calls per second the Client sends to each
+	// DingTalk API (endpoint path), shared by every goroutine using it
+	// (default 20, DingTalk's per-app per-API limit for standard-edition
+	// orgs; burst: the same number of calls at once). Callers wait for their
+	// turn; see Limiter for the errors. Each Client has its own buckets, so
+	// several Clients (or replicas) for one app share the limit only through
+	// a common Limiter.
+	RateLimit float64
+	// Limiter optionally replaces the Client's per-endpoint token buckets,
+	// e.g. with one shared between replicas; RateLimit is then unused.
+	Limiter Limiter
+	// ThrottleBudget bounds the total time one call spends waiting to retry
+	// after DingTalk throttled it (default 3s); the caller's context
+	// deadline bounds it too. Only idempotent calls are retried; code
+	// exchanges never are.
+	ThrottleBudget time.Duration
+
 	// Logger receives one Debug record per call (default: discard).
 	Logger *slog.Logger
 	// Now returns the current time (default time.Now); tests replace it.
+	// The rate limiter measures time with it too.
 	Now func() time.Time
+	// Sleep waits for d, or until ctx ends and returns its cause (default: a
+	// timer). The rate limiter and throttle retries wait with it; tests
+	// replace it, together with Now, to run without real waits.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // LogValue implements slog.LogValuer and leaves out the secrets.
@@ -109,6 +132,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.TokenRefreshMargin, defaultTokenRefreshMargin)
 	setDefault(&c.MinTokenLifetime, defaultMinTokenLifetime)
 	setDefault(&c.MaxResponseBytes, defaultMaxResponseBytes)
+	setDefault(&c.RateLimit, defaultRateLimit)
+	setDefault(&c.ThrottleBudget, defaultThrottleBudget)
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{}
 	}
@@ -117,6 +142,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Sleep == nil {
+		c.Sleep = sleepContext
 	}
 	c.APIBaseURL = strings.TrimRight(c.APIBaseURL, "/")
 	c.OAPIBaseURL = strings.TrimRight(c.OAPIBaseURL, "/")
@@ -155,6 +183,7 @@ func (c Config) validate() error {
 		value time.Duration
 	}{
 		{"Timeout", c.Timeout}, {"TokenRefreshMargin", c.TokenRefreshMargin}, {"MinTokenLifetime", c.MinTokenLifetime},
+		{"ThrottleBudget", c.ThrottleBudget},
 	} {
 		if d.value < 0 {
 			errs = append(errs, fmt.Errorf("%s: must not be negative", d.name))
@@ -162,6 +191,10 @@ func (c Config) validate() error {
 	}
 	if c.MaxResponseBytes < 0 {
 		errs = append(errs, errors.New("MaxResponseBytes: must not be negative"))
+	}
+	// The negated form also rejects NaN.
+	if !(c.RateLimit > 0) || math.IsInf(c.RateLimit, 0) {
+		errs = append(errs, errors.New("RateLimit: must be a positive number"))
 	}
 	return errors.Join(errs...)
 }
@@ -182,8 +215,11 @@ func checkBaseURL(raw string) error {
 // Client calls DingTalk's APIs on behalf of one app of one corp. It is safe
 // for concurrent use; create it with New.
 type Client struct {
-	cfg    Config
-	tokens tokenState
+	cfg     Config
+	tokens  tokenState
+	limiter Limiter
+	// jitter randomises a retry wait; tests make it exact.
+	jitter func(time.Duration) time.Duration
 }
 
 // New applies defaults to cfg, validates it and returns a Client.
@@ -192,7 +228,11 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("dingtalk: invalid config: %w", err)
 	}
-	return &Client{cfg: cfg}, nil
+	c := &Client{cfg: cfg, limiter: cfg.Limiter, jitter: equalJitter}
+	if c.limiter == nil {
+		c.limiter = newBucketLimiter(cfg.RateLimit, cfg.Now, cfg.Sleep)
+	}
+	return c, nil
 }
 
 // family is an API generation; the two report errors differently (§1.1).
@@ -215,6 +255,13 @@ type request struct {
 	// secrets are values of this request (codes, tokens) that must not
 	// appear in errors even if DingTalk echoes them.
 	secrets []string
+	// retryThrottled allows retrying the call when DingTalk throttles it.
+	// Only idempotent calls set it (withThrottleRetry). Calls that spend a
+	// single-use code or a refresh token never do: §9.3 does not say whether
+	// a throttled exchange left the code unspent, and a retry that spends it
+	// twice fails the login with a misleading "invalid code" (§10.9). The
+	// caller restarts the login instead.
+	retryThrottled bool
 }
 
 func (c *Client) oapi(method, path string, body any) request {
@@ -236,6 +283,13 @@ func (r request) withQuery(key, value string) request {
 	return r
 }
 
+// withThrottleRetry returns r marked idempotent: a throttled answer is
+// retried within ThrottleBudget.
+func (r request) withThrottleRetry() request {
+	r.retryThrottled = true
+	return r
+}
+
 // withSecret returns r with v added to the values redacted from errors.
 func (r request) withSecret(v string) request {
 	r.secrets = append(slices.Clip(r.secrets), v)
@@ -249,10 +303,22 @@ type outcome struct {
 	requestID string
 }
 
-// do performs r within the per-call timeout and decodes a successful
-// response into out. Every failure is an *APIError, a *BadResponseError, or a
-// transport error whose URL has its query values redacted.
+// do performs r and decodes a successful response into out. Each attempt
+// first waits for the rate limiter, then gets the per-call Timeout; a
+// throttled answer is retried if r allows it (doThrottled). Every failure is
+// an *APIError, a *BadResponseError, a rate-limiter error (matching
+// ErrThrottled), or a transport error whose URL has its query values
+// redacted.
 func (c *Client) do(ctx context.Context, r request, out any) error {
+	return c.doThrottled(ctx, r, func() error { return c.attempt(ctx, r, out) })
+}
+
+// attempt sends r once, after waiting for the rate limiter.
+func (c *Client) attempt(ctx context.Context, r request, out any) error {
+	// The wait is not part of the call's Timeout, which is for DingTalk.
+	if err := c.limiter.Wait(ctx, r.path); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	start := time.Now()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -148,8 +149,18 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// noSleep is the tests' Config.Sleep: waits end at once (the clock is
+// frozen at testNow anyway), unless ctx has already ended.
+func noSleep(ctx context.Context, _ time.Duration) error {
+	return context.Cause(ctx)
+}
+
+// exactJitter replaces the retry jitter so that waits are predictable.
+func exactJitter(d time.Duration) time.Duration { return d }
+
 // newTestClient returns a client for srv whose Debug log goes to the
-// returned buffer; opts adjust the config.
+// returned buffer; opts adjust the config. Its waits take no time and its
+// retry waits have no jitter.
 func newTestClient(t *testing.T, srv *testServer, opts ...func(*Config)) (*Client, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
@@ -163,6 +174,7 @@ func newTestClient(t *testing.T, srv *testServer, opts ...func(*Config)) (*Clien
 		HTTPClient:   srv.Client(),
 		Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:          func() time.Time { return testNow },
+		Sleep:        noSleep,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -171,6 +183,7 @@ func newTestClient(t *testing.T, srv *testServer, opts ...func(*Config)) (*Clien
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	c.jitter = exactJitter
 	return c, logs
 }
 
@@ -267,17 +280,19 @@ type endpointSpec struct {
 	path     string
 	family   family
 	appToken bool // called with the app token, so retried once on ErrTokenInvalid
-	topapi   bool // behind the topapi gateway, which wraps errors in errcode 88
-	okFile   string
-	config   func(*Config)
-	call     func(context.Context, *Client) error
+	// idempotent calls are retried when throttled; code exchanges are not.
+	idempotent bool
+	topapi     bool // behind the topapi gateway, which wraps errors in errcode 88
+	okFile     string
+	config     func(*Config)
+	call       func(context.Context, *Client) error
 }
 
 func allEndpoints() []endpointSpec {
 	return []endpointSpec{
-		{name: "A1 AppToken", path: "/v1.0/oauth2/accessToken", family: newAPI, okFile: "app_token.json",
+		{name: "A1 AppToken", idempotent: true, path: "/v1.0/oauth2/accessToken", family: newAPI, okFile: "app_token.json",
 			call: func(ctx context.Context, c *Client) error { _, err := c.AppToken(ctx); return err }},
-		{name: "A2 AppToken legacy", path: "/gettoken", family: oldAPI, okFile: "gettoken.json", config: withLegacyToken,
+		{name: "A2 AppToken legacy", idempotent: true, path: "/gettoken", family: oldAPI, okFile: "gettoken.json", config: withLegacyToken,
 			call: func(ctx context.Context, c *Client) error { _, err := c.AppToken(ctx); return err }},
 		{name: "L2 UserToken", path: "/v1.0/oauth2/userAccessToken", family: newAPI, okFile: "user_token.json",
 			call: func(ctx context.Context, c *Client) error { _, err := c.UserToken(ctx, testCode); return err }},
@@ -286,14 +301,14 @@ func allEndpoints() []endpointSpec {
 				_, err := c.RefreshUserToken(ctx, testRefreshToken)
 				return err
 			}},
-		{name: "L3 Me", path: "/v1.0/contact/users/me", family: newAPI, okFile: "users_me.json",
+		{name: "L3 Me", idempotent: true, path: "/v1.0/contact/users/me", family: newAPI, okFile: "users_me.json",
 			call: func(ctx context.Context, c *Client) error { _, err := c.Me(ctx, testUserToken); return err }},
-		{name: "U1 UserIDByUnionID", path: "/topapi/user/getbyunionid", family: oldAPI, appToken: true, topapi: true, okFile: "getbyunionid.json",
+		{name: "U1 UserIDByUnionID", idempotent: true, path: "/topapi/user/getbyunionid", family: oldAPI, appToken: true, topapi: true, okFile: "getbyunionid.json",
 			call: func(ctx context.Context, c *Client) error {
 				_, _, err := c.UserIDByUnionID(ctx, testUnionID)
 				return err
 			}},
-		{name: "U2 User", path: "/topapi/v2/user/get", family: oldAPI, appToken: true, topapi: true, okFile: "user_get.json",
+		{name: "U2 User", idempotent: true, path: "/topapi/v2/user/get", family: oldAPI, appToken: true, topapi: true, okFile: "user_get.json",
 			call: func(ctx context.Context, c *Client) error { _, err := c.User(ctx, testUserID); return err }},
 		{name: "H1 UserInfoByAuthCode", path: "/topapi/v2/user/getuserinfo", family: oldAPI, appToken: true, topapi: true, okFile: "getuserinfo.json",
 			call: func(ctx context.Context, c *Client) error { _, err := c.UserInfoByAuthCode(ctx, testCode); return err }},
@@ -304,15 +319,15 @@ func allEndpoints() []endpointSpec {
 			}},
 		{name: "S3 SNSUserInfoByCode", path: "/sns/getuserinfo_bycode", family: oldAPI, okFile: "sns_getuserinfo_bycode.json", config: withSNS,
 			call: func(ctx context.Context, c *Client) error { _, err := c.SNSUserInfoByCode(ctx, testCode); return err }},
-		{name: "D1 SubDepartments", path: "/topapi/v2/department/listsub", family: oldAPI, appToken: true, topapi: true, okFile: "department_listsub.json",
+		{name: "D1 SubDepartments", idempotent: true, path: "/topapi/v2/department/listsub", family: oldAPI, appToken: true, topapi: true, okFile: "department_listsub.json",
 			call: func(ctx context.Context, c *Client) error { _, err := c.SubDepartments(ctx, 1); return err }},
-		{name: "D2 SubDepartmentIDs", path: "/topapi/v2/department/listsubid", family: oldAPI, appToken: true, topapi: true, okFile: "department_listsubid.json",
+		{name: "D2 SubDepartmentIDs", idempotent: true, path: "/topapi/v2/department/listsubid", family: oldAPI, appToken: true, topapi: true, okFile: "department_listsubid.json",
 			call: func(ctx context.Context, c *Client) error { _, err := c.SubDepartmentIDs(ctx, 1); return err }},
-		{name: "D3 Department", path: "/topapi/v2/department/get", family: oldAPI, appToken: true, topapi: true, okFile: "department_get.json",
+		{name: "D3 Department", idempotent: true, path: "/topapi/v2/department/get", family: oldAPI, appToken: true, topapi: true, okFile: "department_get.json",
 			call: func(ctx context.Context, c *Client) error { _, err := c.Department(ctx, 581208264); return err }},
-		{name: "D4 DepartmentUserIDs", path: "/topapi/user/listid", family: oldAPI, appToken: true, topapi: true, okFile: "user_listid.json",
+		{name: "D4 DepartmentUserIDs", idempotent: true, path: "/topapi/user/listid", family: oldAPI, appToken: true, topapi: true, okFile: "user_listid.json",
 			call: func(ctx context.Context, c *Client) error { _, err := c.DepartmentUserIDs(ctx, 581208264); return err }},
-		{name: "D5 DepartmentUsers", path: "/topapi/v2/user/list", family: oldAPI, appToken: true, topapi: true, okFile: "user_list.json",
+		{name: "D5 DepartmentUsers", idempotent: true, path: "/topapi/v2/user/list", family: oldAPI, appToken: true, topapi: true, okFile: "user_list.json",
 			call: func(ctx context.Context, c *Client) error {
 				_, _, _, err := c.DepartmentUsers(ctx, 581208264, 0, 100)
 				return err
@@ -355,7 +370,15 @@ type failureCase struct {
 	// retried: the endpoint is called twice (the one retry with a new app
 	// token) for app-token endpoints.
 	retried bool
+	// throttled: DingTalk throttles every attempt, so idempotent endpoints
+	// are called until the throttle budget is spent.
+	throttled bool
 }
+
+// defaultThrottleAttempts is how often a call DingTalk keeps throttling is
+// sent with the default 3s budget and no jitter: waits of 200, 400, 800 and
+// 1000 ms fit (2.4s), one more 1s wait would not.
+const defaultThrottleAttempts = 5
 
 func failureCases() []failureCase {
 	always := func(endpointSpec) bool { return true }
@@ -410,6 +433,7 @@ func failureCases() []failureCase {
 						[]byte(`{"code":"Forbidden.AccessDenied.QpsLimitForAppkeyAndApi","message":"请求频率过快"}`))(w, r)
 				}
 			},
+			throttled: true,
 			check: func(t *testing.T, ep endpointSpec, err error) {
 				checkAPIError(t, err, APIError{Endpoint: ep.path, HTTPStatus: 403, Code: "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi", Message: "请求频率过快", RequestID: "hdr-7F3A"})
 				checkIs(t, err, ErrThrottled)
@@ -425,18 +449,20 @@ func failureCases() []failureCase {
 			},
 		},
 		{
-			name:    "punish html page",
-			applies: always,
-			serve:   file("punish.html", http.StatusOK),
+			name:      "punish html page",
+			applies:   always,
+			serve:     file("punish.html", http.StatusOK),
+			throttled: true,
 			check: func(t *testing.T, ep endpointSpec, err error) {
 				checkBadResponse(t, err, ep.path, http.StatusOK)
 				checkIs(t, err, ErrThrottled)
 			},
 		},
 		{
-			name:    "punish json",
-			applies: always,
-			serve:   file("punish.json", http.StatusOK),
+			name:      "punish json",
+			applies:   always,
+			serve:     file("punish.json", http.StatusOK),
+			throttled: true,
 			check: func(t *testing.T, ep endpointSpec, err error) {
 				checkBadResponse(t, err, ep.path, http.StatusOK)
 				checkIs(t, err, ErrThrottled)
@@ -556,6 +582,9 @@ func TestEndpointsFail(t *testing.T) {
 				if fc.retried && ep.appToken {
 					want = 2
 				}
+				if fc.throttled && ep.idempotent {
+					want = defaultThrottleAttempts
+				}
 				if got := srv.count(ep.path); got != want {
 					t.Errorf("requests to %s = %d, want %d", ep.path, got, want)
 				}
@@ -621,6 +650,11 @@ func TestNewDefaults(t *testing.T) {
 		{"HTTPClient set", c.cfg.HTTPClient != nil, true},
 		{"Logger set", c.cfg.Logger != nil, true},
 		{"Now set", c.cfg.Now != nil, true},
+		{"RateLimit", c.cfg.RateLimit, 20.0},
+		{"ThrottleBudget", c.cfg.ThrottleBudget, 3 * time.Second},
+		{"Sleep set", c.cfg.Sleep != nil, true},
+		{"bucket limiter at RateLimit", c.limiter.(*bucketLimiter).rate, 20.0},
+		{"burst = rate", c.limiter.(*bucketLimiter).burst, 20.0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -659,6 +693,10 @@ func TestNewValidation(t *testing.T) {
 		{"negative margin", func(c *Config) { c.TokenRefreshMargin = -1 }, []string{"TokenRefreshMargin: must not be negative"}},
 		{"negative floor", func(c *Config) { c.MinTokenLifetime = -1 }, []string{"MinTokenLifetime: must not be negative"}},
 		{"negative size", func(c *Config) { c.MaxResponseBytes = -1 }, []string{"MaxResponseBytes: must not be negative"}},
+		{"negative rate", func(c *Config) { c.RateLimit = -1 }, []string{"RateLimit: must be a positive number"}},
+		{"NaN rate", func(c *Config) { c.RateLimit = math.NaN() }, []string{"RateLimit: must be a positive number"}},
+		{"infinite rate", func(c *Config) { c.RateLimit = math.Inf(1) }, []string{"RateLimit: must be a positive number"}},
+		{"negative throttle budget", func(c *Config) { c.ThrottleBudget = -time.Second }, []string{"ThrottleBudget: must not be negative"}},
 		{
 			"every problem at once",
 			func(c *Config) { *c = Config{APIBaseURL: "nope", SNSAppSecret: "only-secret"} },

@@ -35,7 +35,7 @@ type deptRequest struct {
 
 // SubDepartmentIDs returns the ids of deptID's direct children (D2).
 func (c *Client) SubDepartmentIDs(ctx context.Context, deptID int64) ([]int64, error) {
-	r := c.oapi(http.MethodPost, "/topapi/v2/department/listsubid", deptRequest{DeptID: deptID})
+	r := c.oapi(http.MethodPost, "/topapi/v2/department/listsubid", deptRequest{DeptID: deptID}).withThrottleRetry()
 	var out struct {
 		Result struct {
 			DeptIDList []int64 `json:"dept_id_list"`
@@ -51,7 +51,7 @@ func (c *Client) SubDepartmentIDs(ctx context.Context, deptID int64) ([]int64, e
 func (c *Client) SubDepartments(ctx context.Context, deptID int64) ([]Department, error) {
 	// dept_id is documented as optional with an unconfirmed default, so it
 	// is always sent.
-	r := c.oapi(http.MethodPost, "/topapi/v2/department/listsub", deptRequest{DeptID: deptID, Language: "zh_CN"})
+	r := c.oapi(http.MethodPost, "/topapi/v2/department/listsub", deptRequest{DeptID: deptID, Language: "zh_CN"}).withThrottleRetry()
 	var out struct {
 		Result []Department `json:"result"`
 	}
@@ -64,7 +64,7 @@ func (c *Client) SubDepartments(ctx context.Context, deptID int64) ([]Department
 // Department returns one department's details (D3); an unknown id fails
 // with ErrNotFound.
 func (c *Client) Department(ctx context.Context, deptID int64) (*Department, error) {
-	r := c.oapi(http.MethodPost, "/topapi/v2/department/get", deptRequest{DeptID: deptID, Language: "zh_CN"})
+	r := c.oapi(http.MethodPost, "/topapi/v2/department/get", deptRequest{DeptID: deptID, Language: "zh_CN"}).withThrottleRetry()
 	var out struct {
 		Result *Department `json:"result"`
 	}
@@ -79,7 +79,7 @@ func (c *Client) Department(ctx context.Context, deptID int64) (*Department, err
 
 // DepartmentUserIDs returns the userids of deptID's direct members (D4).
 func (c *Client) DepartmentUserIDs(ctx context.Context, deptID int64) ([]string, error) {
-	r := c.oapi(http.MethodPost, "/topapi/user/listid", deptRequest{DeptID: deptID})
+	r := c.oapi(http.MethodPost, "/topapi/user/listid", deptRequest{DeptID: deptID}).withThrottleRetry()
 	var out struct {
 		Result struct {
 			UserIDList []string `json:"userid_list"`
@@ -107,7 +107,7 @@ func (c *Client) DepartmentUsers(ctx context.Context, deptID int64, cursor int64
 		ContainAccessLimit bool   `json:"contain_access_limit"`
 		Language           string `json:"language"`
 	}{deptID, cursor, size, "modify_desc", false, "zh_CN"}
-	r := c.oapi(http.MethodPost, "/topapi/v2/user/list", in)
+	r := c.oapi(http.MethodPost, "/topapi/v2/user/list", in).withThrottleRetry()
 	var out struct {
 		Result struct {
 			HasMore    bool   `json:"has_more"`

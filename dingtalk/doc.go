@@ -4,6 +4,8 @@
 // contact directory (users and departments), and the crypto and HTTP handler
 // for encrypted event callbacks. One Client serves one DingTalk app of one
 // corp. It speaks DingTalk's wire protocol and turns its two error shapes
-// into *APIError and sentinel errors; it must not know about OpenID Connect,
+// into *APIError and sentinel errors. It keeps each app's calls under
+// DingTalk's per-API rate limit and retries throttled idempotent calls (never
+// single-use code exchanges). It must not know about OpenID Connect,
 // Postgres, or how DingTalk identities map to enterprise accounts.
 package dingtalk

@@ -24,7 +24,9 @@ type AuthCodeUser struct {
 
 // UserInfoByAuthCode resolves a code from dd.requestAuthCode (valid 5
 // minutes, single use) with topapi/v2/user/getuserinfo. Expired, used or
-// foreign codes fail with ErrInvalidCode.
+// foreign codes fail with ErrInvalidCode. A throttled answer is not retried
+// (the code might be spent); it fails with ErrThrottled and the login starts
+// again.
 func (c *Client) UserInfoByAuthCode(ctx context.Context, code string) (*AuthCodeUser, error) {
 	if code == "" {
 		return nil, fmt.Errorf("dingtalk: empty auth code: %w", ErrInvalidCode)
@@ -46,6 +48,8 @@ func (c *Client) UserInfoByAuthCode(ctx context.Context, code string) (*AuthCode
 	}
 	// A token rejection happens at the gateway before the code is looked
 	// at, so the one retry inside doWithAppToken does not reuse a spent code.
+	// Throttling is not retried: whether a throttled call left the code
+	// unspent is not documented (§9.3), so r has no withThrottleRetry.
 	if err := c.doWithAppToken(ctx, r, &out); err != nil {
 		return nil, err
 	}
@@ -61,7 +65,7 @@ func (c *Client) UserInfoByAuthCode(ctx context.Context, code string) (*AuthCode
 
 // UserInfoByAuthCodeLegacy resolves a free-login code with the deprecated
 // GET user/getuserinfo, which returns no unionId and names its fields
-// differently.
+// differently. Like UserInfoByAuthCode it never retries a throttled answer.
 func (c *Client) UserInfoByAuthCodeLegacy(ctx context.Context, code string) (*AuthCodeUser, error) {
 	if code == "" {
 		return nil, fmt.Errorf("dingtalk: empty auth code: %w", ErrInvalidCode)

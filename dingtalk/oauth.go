@@ -118,8 +118,9 @@ type userTokenRequest struct {
 }
 
 // UserToken exchanges the authCode from the login redirect for a user token.
-// The code is single use, so the exchange is never retried: on any error,
-// start the login again.
+// The code is single use, so the exchange is never retried, not even when
+// DingTalk throttles it (whether a throttled exchange spent the code is not
+// documented): on any error, start the login again.
 func (c *Client) UserToken(ctx context.Context, code string) (*UserToken, error) {
 	if code == "" {
 		return nil, fmt.Errorf("dingtalk: empty auth code: %w", ErrInvalidCode)
@@ -128,7 +129,8 @@ func (c *Client) UserToken(ctx context.Context, code string) (*UserToken, error)
 }
 
 // RefreshUserToken gets a new user token with a refresh token. Like the code
-// exchange it is not retried, since DingTalk may rotate refresh tokens.
+// exchange it is not retried, throttled or not, since DingTalk may rotate
+// refresh tokens.
 func (c *Client) RefreshUserToken(ctx context.Context, refreshToken string) (*UserToken, error) {
 	if refreshToken == "" {
 		return nil, fmt.Errorf("dingtalk: empty refresh token: %w", ErrTokenInvalid)
@@ -174,12 +176,12 @@ type Profile struct {
 
 // Me returns the profile of the user the USER token belongs to. The token
 // goes in the x-acs-dingtalk-access-token header, the only place the new API
-// reads it from.
+// reads it from. Being a read, it is retried when throttled.
 func (c *Client) Me(ctx context.Context, userAccessToken string) (*Profile, error) {
 	if userAccessToken == "" {
 		return nil, fmt.Errorf("dingtalk: empty user access token: %w", ErrTokenInvalid)
 	}
-	r := c.api(http.MethodGet, "/v1.0/contact/users/me", nil)
+	r := c.api(http.MethodGet, "/v1.0/contact/users/me", nil).withThrottleRetry()
 	r.userToken = userAccessToken
 	var p Profile
 	if err := c.do(ctx, r, &p); err != nil {

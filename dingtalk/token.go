@@ -136,7 +136,7 @@ func (c *Client) fetchAppToken(ctx context.Context) (token string, expireIn int6
 	if c.cfg.LegacyTokenEndpoint {
 		// A2 reads its parameters from the query string only (a GET body
 		// yields 40035).
-		r := c.oapi(http.MethodGet, "/gettoken", nil)
+		r := c.oapi(http.MethodGet, "/gettoken", nil).withThrottleRetry()
 		r.query = url.Values{"appkey": {c.cfg.AppKey}, "appsecret": {c.cfg.AppSecret}}
 		var out struct {
 			AccessToken string `json:"access_token"`
@@ -154,7 +154,7 @@ func (c *Client) fetchAppToken(ctx context.Context) (token string, expireIn int6
 		AppKey    string `json:"appKey"`
 		AppSecret string `json:"appSecret"`
 	}{c.cfg.AppKey, c.cfg.AppSecret}
-	r := c.api(http.MethodPost, "/v1.0/oauth2/accessToken", in)
+	r := c.api(http.MethodPost, "/v1.0/oauth2/accessToken", in).withThrottleRetry()
 	var out struct {
 		AccessToken string `json:"accessToken"`
 		ExpireIn    int64  `json:"expireIn"`

@@ -98,7 +98,7 @@ func (c *Client) UserIDByUnionID(ctx context.Context, unionID string) (userID st
 	in := struct {
 		UnionID string `json:"unionid"`
 	}{unionID}
-	r := c.oapi(http.MethodPost, "/topapi/user/getbyunionid", in)
+	r := c.oapi(http.MethodPost, "/topapi/user/getbyunionid", in).withThrottleRetry()
 	var out struct {
 		Result struct {
 			ContactType int    `json:"contact_type"`
@@ -123,7 +123,7 @@ func (c *Client) User(ctx context.Context, userID string) (*User, error) {
 		UserID   string `json:"userid"`
 		Language string `json:"language"`
 	}{userID, "zh_CN"}
-	r := c.oapi(http.MethodPost, "/topapi/v2/user/get", in)
+	r := c.oapi(http.MethodPost, "/topapi/v2/user/get", in).withThrottleRetry()
 	var out struct {
 		Result *User `json:"result"`
 	}

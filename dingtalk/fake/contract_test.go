@@ -203,6 +203,8 @@ type harness struct {
 	sim   *fake.Server
 	srv   *httptest.Server
 	clock *clock
+	// sleep is the client's Sleep: it advances clock instead of waiting.
+	sleep *sleeper
 	// browser does not follow redirects, so that tests can read Location.
 	browser *http.Client
 }
@@ -218,7 +220,7 @@ func (c *contract) newHarness(t *testing.T, opts fake.Options) *harness {
 	t.Cleanup(srv.Close)
 	sim.SetBaseURL(srv.URL)
 	return &harness{
-		contract: c, sim: sim, srv: srv, clock: clk,
+		contract: c, sim: sim, srv: srv, clock: clk, sleep: &sleeper{clock: clk},
 		browser: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
 }
@@ -238,6 +240,7 @@ func (h *harness) config() dingtalk.Config {
 		HTTPClient:   h.srv.Client(),
 		Logger:       h.logger,
 		Now:          h.clock.Now,
+		Sleep:        h.sleep.Sleep,
 	}
 }
 
@@ -1481,48 +1484,79 @@ func (c *contract) testFaults(t *testing.T) {
 		call     call
 		want     error
 		notWant  error
+		// retried: throttling that waiting cures, on an idempotent call,
+		// is retried (see dingtalk.Config.ThrottleBudget), so one faulty
+		// answer is followed by a successful retry; the fault must persist
+		// for the call to fail with want.
+		retried bool
 	}{
-		{"90018 on U2", fake.EndpointUser, fake.Fault{Errcode: 90018}, false, user, dingtalk.ErrThrottled, nil},
-		{"90018 on D5", fake.EndpointUserList, fake.Fault{Errcode: 90018}, false, userList, dingtalk.ErrThrottled, nil},
-		{"90002 on U2", fake.EndpointUser, fake.Fault{Errcode: 90002}, false, user, dingtalk.ErrThrottled, nil},
-		{"90018 on A2", fake.EndpointGetToken, fake.Fault{Errcode: 90018}, true, appToken, dingtalk.ErrThrottled, nil},
-		{"QPS throttle on A1", fake.EndpointAppToken, fake.Fault{Errcode: 90018}, false, appToken, dingtalk.ErrThrottled, nil},
-		{"monthly quota on A1", fake.EndpointAppToken, fake.Fault{Errcode: 90020}, false, appToken, dingtalk.ErrThrottled, nil},
-		{"QPS throttle on L3", fake.EndpointContactUser, fake.Fault{Errcode: 90018}, false, me, dingtalk.ErrThrottled, nil},
-		{"QPS throttle on L2", fake.EndpointUserToken, fake.Fault{Errcode: 90018}, false, userToken, dingtalk.ErrThrottled, nil},
-		{"IP allow-list on U2", fake.EndpointUser, fake.Fault{Errcode: 60020}, false, user, dingtalk.ErrPermissionDenied, dingtalk.ErrThrottled},
-		{"IP allow-list on L3", fake.EndpointContactUser, fake.Fault{Errcode: 60020}, false, me, dingtalk.ErrPermissionDenied, dingtalk.ErrThrottled},
-		{"punish page on U2", fake.EndpointUser, fake.Fault{PunishPage: true}, false, user, dingtalk.ErrThrottled, nil},
-		{"punish page on A2", fake.EndpointGetToken, fake.Fault{PunishPage: true}, true, appToken, dingtalk.ErrThrottled, nil},
-		{"punish page on A1", fake.EndpointAppToken, fake.Fault{PunishPage: true}, false, appToken, dingtalk.ErrThrottled, nil},
-		{"punish page on L3", fake.EndpointContactUser, fake.Fault{PunishPage: true}, false, me, dingtalk.ErrThrottled, nil},
-		{"HTTP 500 on U2", fake.EndpointUser, fake.Fault{HTTPStatus: 500}, false, user, dingtalk.ErrBadResponse, dingtalk.ErrThrottled},
-		{"HTTP 502 on A1", fake.EndpointAppToken, fake.Fault{HTTPStatus: 502}, false, appToken, dingtalk.ErrBadResponse, dingtalk.ErrThrottled},
-		{"HTTP 500 on S3", fake.EndpointSNSUserInfo, fake.Fault{HTTPStatus: 500}, false, snsInfo, dingtalk.ErrBadResponse, dingtalk.ErrThrottled},
-		{"truncated U2", fake.EndpointUser, fake.Fault{Truncated: true}, false, user, dingtalk.ErrBadResponse, nil},
-		{"truncated A1", fake.EndpointAppToken, fake.Fault{Truncated: true}, false, appToken, dingtalk.ErrBadResponse, nil},
-		{"truncated L3", fake.EndpointContactUser, fake.Fault{Truncated: true}, false, me, dingtalk.ErrBadResponse, nil},
-		{"truncated error on U2", fake.EndpointUser, fake.Fault{Errcode: 90018, Truncated: true}, false, user, dingtalk.ErrBadResponse, dingtalk.ErrThrottled},
-		{"oversize U2", fake.EndpointUser, fake.Fault{Oversize: true}, false, user, dingtalk.ErrBadResponse, nil},
-		{"oversize A2", fake.EndpointGetToken, fake.Fault{Oversize: true}, true, appToken, dingtalk.ErrBadResponse, nil},
-		{"oversize D5", fake.EndpointUserList, fake.Fault{Oversize: true}, false, userList, dingtalk.ErrBadResponse, nil},
-		{"latency on U2", fake.EndpointUser, fake.Fault{Latency: 2 * time.Second}, false, user, context.DeadlineExceeded, nil},
-		{"latency on A1", fake.EndpointAppToken, fake.Fault{Latency: 2 * time.Second}, false, appToken, context.DeadlineExceeded, nil},
-		{"latency on L2", fake.EndpointUserToken, fake.Fault{Latency: 2 * time.Second}, false, userToken, context.DeadlineExceeded, nil},
+		{"90018 on U2", fake.EndpointUser, fake.Fault{Errcode: 90018}, false, user, dingtalk.ErrThrottled, nil, true},
+		{"90018 on D5", fake.EndpointUserList, fake.Fault{Errcode: 90018}, false, userList, dingtalk.ErrThrottled, nil, true},
+		{"90002 on U2", fake.EndpointUser, fake.Fault{Errcode: 90002}, false, user, dingtalk.ErrThrottled, nil, true},
+		{"90018 on A2", fake.EndpointGetToken, fake.Fault{Errcode: 90018}, true, appToken, dingtalk.ErrThrottled, nil, true},
+		{"QPS throttle on A1", fake.EndpointAppToken, fake.Fault{Errcode: 90018}, false, appToken, dingtalk.ErrThrottled, nil, true},
+		{"monthly quota on A1", fake.EndpointAppToken, fake.Fault{Errcode: 90020}, false, appToken, dingtalk.ErrThrottled, nil, false},
+		{"QPS throttle on L3", fake.EndpointContactUser, fake.Fault{Errcode: 90018}, false, me, dingtalk.ErrThrottled, nil, true},
+		{"QPS throttle on L2", fake.EndpointUserToken, fake.Fault{Errcode: 90018}, false, userToken, dingtalk.ErrThrottled, nil, false},
+		{"IP allow-list on U2", fake.EndpointUser, fake.Fault{Errcode: 60020}, false, user, dingtalk.ErrPermissionDenied, dingtalk.ErrThrottled, false},
+		{"IP allow-list on L3", fake.EndpointContactUser, fake.Fault{Errcode: 60020}, false, me, dingtalk.ErrPermissionDenied, dingtalk.ErrThrottled, false},
+		{"punish page on U2", fake.EndpointUser, fake.Fault{PunishPage: true}, false, user, dingtalk.ErrThrottled, nil, true},
+		{"punish page on A2", fake.EndpointGetToken, fake.Fault{PunishPage: true}, true, appToken, dingtalk.ErrThrottled, nil, true},
+		{"punish page on A1", fake.EndpointAppToken, fake.Fault{PunishPage: true}, false, appToken, dingtalk.ErrThrottled, nil, true},
+		{"punish page on L3", fake.EndpointContactUser, fake.Fault{PunishPage: true}, false, me, dingtalk.ErrThrottled, nil, true},
+		{"HTTP 500 on U2", fake.EndpointUser, fake.Fault{HTTPStatus: 500}, false, user, dingtalk.ErrBadResponse, dingtalk.ErrThrottled, false},
+		{"HTTP 502 on A1", fake.EndpointAppToken, fake.Fault{HTTPStatus: 502}, false, appToken, dingtalk.ErrBadResponse, dingtalk.ErrThrottled, false},
+		{"HTTP 500 on S3", fake.EndpointSNSUserInfo, fake.Fault{HTTPStatus: 500}, false, snsInfo, dingtalk.ErrBadResponse, dingtalk.ErrThrottled, false},
+		{"truncated U2", fake.EndpointUser, fake.Fault{Truncated: true}, false, user, dingtalk.ErrBadResponse, nil, false},
+		{"truncated A1", fake.EndpointAppToken, fake.Fault{Truncated: true}, false, appToken, dingtalk.ErrBadResponse, nil, false},
+		{"truncated L3", fake.EndpointContactUser, fake.Fault{Truncated: true}, false, me, dingtalk.ErrBadResponse, nil, false},
+		{"truncated error on U2", fake.EndpointUser, fake.Fault{Errcode: 90018, Truncated: true}, false, user, dingtalk.ErrBadResponse, dingtalk.ErrThrottled, false},
+		{"oversize U2", fake.EndpointUser, fake.Fault{Oversize: true}, false, user, dingtalk.ErrBadResponse, nil, false},
+		{"oversize A2", fake.EndpointGetToken, fake.Fault{Oversize: true}, true, appToken, dingtalk.ErrBadResponse, nil, false},
+		{"oversize D5", fake.EndpointUserList, fake.Fault{Oversize: true}, false, userList, dingtalk.ErrBadResponse, nil, false},
+		{"latency on U2", fake.EndpointUser, fake.Fault{Latency: 2 * time.Second}, false, user, context.DeadlineExceeded, nil, false},
+		{"latency on A1", fake.EndpointAppToken, fake.Fault{Latency: 2 * time.Second}, false, appToken, context.DeadlineExceeded, nil, false},
+		{"latency on L2", fake.EndpointUserToken, fake.Fault{Latency: 2 * time.Second}, false, userToken, context.DeadlineExceeded, nil, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := c.newHarness(t, fake.Options{})
-			cl := h.client(t, func(cfg *dingtalk.Config) {
+			edit := func(cfg *dingtalk.Config) {
 				cfg.LegacyTokenEndpoint = tt.legacy
 				if tt.fault.Latency > 0 {
 					cfg.Timeout = 100 * time.Millisecond
 				}
-			})
+			}
+			cl := h.client(t, edit)
 			f := tt.fault
 			f.Times = 1
 			h.sim.InjectFault(tt.endpoint, f)
 			start := time.Now()
 			err := tt.call(t, h, cl)
+			if tt.retried {
+				if err != nil {
+					t.Errorf("call throttled once: %v, want success after one retry", err)
+				}
+				if got := h.sim.Calls(tt.endpoint); got != 2 {
+					t.Errorf("Calls(%s) = %d, want 2 (throttled, then retried)", tt.endpoint, got)
+				}
+				if got := h.sleep.Waits(); len(got) != 1 {
+					t.Errorf("waits = %v, want one before the retry", got)
+				}
+				// The same fault, persistent, fails the call with want once
+				// the budget is spent. A fresh client: the first cached the
+				// app token.
+				h.sim.InjectFault(tt.endpoint, tt.fault)
+				err := tt.call(t, h, h.client(t, edit))
+				h.wantErr(t, "persistently faulty call", err, tt.want)
+				if got := h.sim.Calls(tt.endpoint); got < 4 {
+					t.Errorf("Calls(%s) = %d, want at least 2 more (retried until the budget is spent)", tt.endpoint, got)
+				}
+				h.sim.ClearFaults()
+				if err := tt.call(t, h, cl); err != nil {
+					t.Errorf("call after the fault: %v", err)
+				}
+				return
+			}
 			h.wantErr(t, "faulty call", err, tt.want)
 			if tt.notWant != nil && errors.Is(err, tt.notWant) {
 				t.Errorf("faulty call: err = %v, want it not to match %v", err, tt.notWant)
@@ -1534,6 +1568,9 @@ func (c *contract) testFaults(t *testing.T) {
 			}
 			if got := h.sim.Calls(tt.endpoint); got != 1 {
 				t.Errorf("Calls(%s) = %d, want 1 (no retry of a fault)", tt.endpoint, got)
+			}
+			if got := h.sleep.Waits(); len(got) != 0 {
+				t.Errorf("waits = %v, want none", got)
 			}
 			// Times: 1 — the fault is spent and the next call succeeds.
 			if err := tt.call(t, h, cl); err != nil {
