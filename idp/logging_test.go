@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/dingbridge/dingbridge/dingtalk/fake"
 )
 
 // syncBuffer collects log output from several goroutines.
@@ -69,6 +71,66 @@ func TestSEC04_LogsHoldNoSecrets(t *testing.T) {
 	out := logs.String()
 	if !strings.Contains(out, "sign-in complete") {
 		t.Fatalf("captured no provider logs; got:\n%s", out)
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(out, s) {
+			t.Errorf("the log contains a secret value %.12s…", s)
+		}
+	}
+}
+
+// TestSEC04_DingTalkLogsHoldNoSecrets runs DingTalk sign-ins (in-client,
+// workbench, a replayed callback, a cancelled one) with every log at debug
+// level, ours, the DingTalk clients' and the mapping's, and looks for the
+// states, DingTalk codes, our codes and the CSRF token in what was logged.
+func TestSEC04_DingTalkLogsHoldNoSecrets(t *testing.T) {
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	old := slog.Default()
+	slog.SetDefault(logger)
+	t.Cleanup(func() { slog.SetDefault(old) })
+
+	d := newDingTalkEnv(t, dtOptions{logger: logger})
+	var secrets []string
+	b := d.browser(uaDingTalk, false)
+	d.sim.SetAutoApprove(fake.DemoCorpID, "zhangsan")
+	v := authParams()
+	code := d.code(b.browser, v)
+	cb, err := url.Parse(b.visitedPath(t, "/login/callback/web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets = append(secrets, code, v.Get("state"), v.Get("nonce"), cb.Query().Get("state"), cb.Query().Get("authCode"))
+	tr := d.token(appID, appSecret, "basic", codeForm(code, appRedirect))
+	secrets = append(secrets, tr.str("access_token"), tr.str("id_token"))
+	resp, _ := d.get(b, cb.String()) // replay
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("replayed callback = %d, want 400", resp.StatusCode)
+	}
+
+	wb := d.browser(uaDingTalk, false)
+	csrf := d.workbenchPage(wb)
+	jsapiCode, err := d.sim.IssueJSAPICode(fake.DemoCorpID, fake.DemoAppKey, "zhangsan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = wb.PostForm(d.issuer+"/workbench/"+appID+"/code", url.Values{"code": {jsapiCode}, "csrf": {csrf}, "corpId": {fake.DemoCorpID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	secrets = append(secrets, csrf, jsapiCode)
+
+	cancel := d.browser(uaDingTalk, true)
+	state := d.startWeb(cancel)
+	d.get(cancel, d.issuer+"/login/callback/web?"+url.Values{"error": {"access_denied"}, "state": {state}}.Encode())
+	secrets = append(secrets, state)
+
+	out := logs.String()
+	for _, want := range []string{"dingtalk sign-in started", "sign-in complete", "workbench sign-in complete", "dingtalk call"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("captured no %q log; got:\n%s", want, out)
+		}
 	}
 	for _, s := range secrets {
 		if s != "" && strings.Contains(out, s) {

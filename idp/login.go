@@ -114,6 +114,22 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, authRequestID 
 		p.pages.error(w, r, http.StatusForbidden, msgCorpNotAllowed)
 		return
 	}
+	sess, ok := p.startSession(w, r, l)
+	if !ok {
+		return
+	}
+	p.complete(w, r, ar, Completion{
+		Subject: sess.Subject, AuthTime: sess.AuthTime, AMR: sess.AMR, SessionID: sess.ID, DingTalk: sess.DingTalk,
+	})
+}
+
+// startSession starts a new SSO session for l (a new id, so that a session
+// id planted in the browser beforehand is worthless), ends the one the
+// browser had, and points the cookie at the new one; extra cookie values
+// (key, value pairs) are written with it. The caller has checked that the
+// account may sign in. On failure it shows the error page and returns false.
+func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, l Login, extra ...string) (*Session, bool) {
+	ctx := r.Context()
 	now := p.now()
 	s := &Session{
 		ID:        randomID(),
@@ -127,13 +143,11 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, authRequestID 
 	if err := p.store.CreateSession(ctx, s); err != nil {
 		p.log.ErrorContext(ctx, "create session", "err", err)
 		p.pages.error(w, r, http.StatusServiceUnavailable, msgUnavailable)
-		return
+		return nil, false
 	}
 	p.endBrowserSession(ctx, r)
-	p.cookies.set(w, r, cookieSessionID, s.ID)
-	p.complete(w, r, ar, Completion{
-		Subject: s.Subject, AuthTime: s.AuthTime, AMR: s.AMR, SessionID: s.ID, DingTalk: s.DingTalk,
-	})
+	p.cookies.set(w, r, append([]string{cookieSessionID, s.ID}, extra...)...)
+	return s, true
 }
 
 // endBrowserSession ends the SSO session the browser's cookie names, if any.

@@ -24,9 +24,12 @@ type Config struct {
 	Store    Store
 	Keys     signer        // the signing-key manager (KeyManager)
 	Accounts AccountSource // the mapping
-	// Authenticator signs people in: DingTalk, or a stand-in in tests. Nil
-	// means this server cannot sign anyone in yet; /login says so.
+	// Authenticator signs people in: a stand-in in tests. Nil (and no
+	// DingTalk) means this server cannot sign anyone in yet; /login says so.
 	Authenticator Authenticator
+	// DingTalk, when set, makes the DingTalk login the Authenticator (which
+	// must then be nil) and mounts its routes.
+	DingTalk *DingTalkConfig
 
 	// CryptoKey encrypts opaque access tokens (32 bytes; derive it from the
 	// key-encryption key, the same on every replica).
@@ -65,6 +68,7 @@ type Provider struct {
 	storage  *storage
 	clients  map[string]*client
 	auth     Authenticator
+	dingtalk *dingTalkLogin // nil unless DingTalk is configured
 	cookies  *cookies
 	pages    *pages
 	op       *op.Provider
@@ -133,6 +137,17 @@ func New(cfg Config) (*Provider, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	if cfg.DingTalk != nil {
+		if cfg.Authenticator != nil {
+			errs = append(errs, errors.New("dingtalk and an authenticator are both configured"))
+		}
+		p.dingtalk, err = newDingTalkLogin(p, *cfg.DingTalk)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			p.auth = p.dingtalk
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("idp: %w", err)
 	}
@@ -177,6 +192,11 @@ func (p *Provider) Handler() http.Handler {
 	r.Post(pathEndSession, p.endSession)
 	r.Get(pathLoggedOut, p.loggedOut)
 	r.Get("/static/dingbridge.css", p.pages.css)
+	r.Get("/static/login.js", p.pages.loginJS)
+	r.Get("/static/workbench.js", p.pages.workbench)
+	if p.dingtalk != nil {
+		p.dingtalk.routes(r)
+	}
 	r.Handle(pathToken, withClientIP(noStore(noRepeatedParams(p.zitadel))))
 	r.Handle(pathIntrospect, noStore(noRepeatedParams(requireClientAuth(p.zitadel))))
 	r.Handle(pathUserinfo, bearerChallenge(p.zitadel))

@@ -102,10 +102,26 @@ type Store interface {
 
 	// DeleteExpired removes what can no longer be used at now: requests and
 	// code tombstones past their expiry plus retention, access and refresh
-	// tokens past their expiry, sessions past their expiry or ended more than
-	// retention ago. It is safe to run from several replicas at once, and
+	// tokens and upstream transactions past their expiry, sessions past their
+	// expiry or ended more than retention ago. It is safe to run from several replicas at once, and
 	// returns how many rows it removed.
 	DeleteExpired(ctx context.Context, now time.Time, retention time.Duration) (int64, error)
+
+	// CreateUpstream stores a new upstream (DingTalk) transaction; a state
+	// hash already taken is ErrConflict.
+	CreateUpstream(ctx context.Context, u *Upstream) error
+	// ConsumeUpstream atomically marks the transaction with this state hash
+	// used and returns it. Of any number of concurrent calls with one hash,
+	// exactly one succeeds; an unknown, already used or expired (ExpiresAt
+	// not after now) transaction is ErrNotFound.
+	ConsumeUpstream(ctx context.Context, stateHash string, now time.Time) (*Upstream, error)
+
+	// ProfileRefreshedAt returns when the DingTalk directory profile of
+	// (corpID, userID) was last fetched; ErrNotFound if never.
+	ProfileRefreshedAt(ctx context.Context, corpID, userID string) (time.Time, error)
+	// MarkProfileRefreshed records that the directory profile of (corpID,
+	// userID) was fetched at.
+	MarkProfileRefreshed(ctx context.Context, corpID, userID string, at time.Time) error
 
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
@@ -214,6 +230,19 @@ type Session struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	EndedAt   *time.Time
+}
+
+// Upstream is one round trip to DingTalk for an authorization request: the
+// random state sent along (stored only as its hash), the browser that must
+// bring it back, and the mode whose callback path it must come back on.
+type Upstream struct {
+	StateHash     string
+	AuthRequestID string
+	BrowserID     string // hash binding the transaction to the browser (as AuthRequest.BrowserID)
+	Mode          string // "web", "qr" or "sns"
+	CorpID        string
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
 }
 
 // KeyState is where a signing key is in its rotation.

@@ -24,7 +24,15 @@ type MemoryStore struct {
 	refresh    map[string]*RefreshToken      // by hash
 	refreshIDs map[string]bool               // ids of refresh tokens, which are unique too
 	sessions   map[string]*Session           // by id
+	upstreams  map[string]*memoryUpstream    // by state hash
+	profiles   map[[2]string]time.Time       // directory profile fetch times by (corp, user)
 	keys       KeySet
+}
+
+// memoryUpstream is an upstream transaction and whether it was used.
+type memoryUpstream struct {
+	Upstream
+	used bool
 }
 
 // memoryAuthRequest is an auth request and the state of its code.
@@ -45,6 +53,8 @@ func NewMemoryStore() *MemoryStore {
 		refresh:    make(map[string]*RefreshToken),
 		refreshIDs: make(map[string]bool),
 		sessions:   make(map[string]*Session),
+		upstreams:  make(map[string]*memoryUpstream),
+		profiles:   make(map[[2]string]time.Time),
 	}
 }
 
@@ -383,7 +393,58 @@ func (s *MemoryStore) DeleteExpired(_ context.Context, now time.Time, retention 
 			n++
 		}
 	}
+	for hash, u := range s.upstreams {
+		if !u.ExpiresAt.After(now) {
+			delete(s.upstreams, hash)
+			n++
+		}
+	}
 	return n, nil
+}
+
+// CreateUpstream implements Store.
+func (s *MemoryStore) CreateUpstream(_ context.Context, u *Upstream) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.upstreams[u.StateHash]; ok {
+		return ErrConflict
+	}
+	c := *u
+	c.CreatedAt, c.ExpiresAt = storedTime(u.CreatedAt), storedTime(u.ExpiresAt)
+	s.upstreams[u.StateHash] = &memoryUpstream{Upstream: c}
+	return nil
+}
+
+// ConsumeUpstream implements Store.
+func (s *MemoryStore) ConsumeUpstream(_ context.Context, stateHash string, now time.Time) (*Upstream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.upstreams[stateHash]
+	if !ok || u.used || !u.ExpiresAt.After(now) {
+		return nil, ErrNotFound
+	}
+	u.used = true
+	c := u.Upstream
+	return &c, nil
+}
+
+// ProfileRefreshedAt implements Store.
+func (s *MemoryStore) ProfileRefreshedAt(_ context.Context, corpID, userID string) (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at, ok := s.profiles[[2]string{corpID, userID}]
+	if !ok {
+		return time.Time{}, ErrNotFound
+	}
+	return at, nil
+}
+
+// MarkProfileRefreshed implements Store.
+func (s *MemoryStore) MarkProfileRefreshed(_ context.Context, corpID, userID string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.profiles[[2]string{corpID, userID}] = storedTime(at)
+	return nil
 }
 
 // Ping implements Store: memory is always there.

@@ -679,6 +679,10 @@ delete from refresh_tokens where hash in (
 delete from sso_sessions where id in (
 	select id from sso_sessions where expires_at <= $1 or ended_at <= $2 limit $3 for update skip locked
 )`
+	deleteExpiredUpstreamsSQL = `
+delete from upstream_transactions where state_hash in (
+	select state_hash from upstream_transactions where expires_at <= $1 limit $2 for update skip locked
+)`
 )
 
 // DeleteExpired implements Store. It deletes in batches of at most
@@ -701,6 +705,7 @@ func (s *PostgresStore) DeleteExpired(ctx context.Context, now time.Time, retent
 		{"access tokens", deleteExpiredAccessTokensSQL, []any{now, s.batchSize}},
 		{"refresh tokens", deleteExpiredRefreshTokensSQL, []any{now, s.batchSize}},
 		{"sessions", deleteExpiredSessionsSQL, []any{now, cutoff, s.batchSize}},
+		{"upstream transactions", deleteExpiredUpstreamsSQL, []any{now, s.batchSize}},
 	}
 	var total int64
 	for _, job := range jobs {
@@ -736,6 +741,62 @@ func (s *PostgresStore) deleteBatch(ctx context.Context, sql string, args ...any
 		return 0, false, err
 	}
 	return n, locked, nil
+}
+
+const createUpstreamSQL = `insert into upstream_transactions
+	(state_hash, auth_request_id, browser_id, mode, corp_id, created_at, expires_at)
+values ($1, $2, $3, $4, $5, $6, $7)`
+
+// CreateUpstream implements Store. A state hash already taken is ErrConflict.
+func (s *PostgresStore) CreateUpstream(ctx context.Context, u *Upstream) error {
+	_, err := s.pool.Exec(ctx, createUpstreamSQL, u.StateHash, u.AuthRequestID, u.BrowserID, u.Mode, u.CorpID, u.CreatedAt, u.ExpiresAt)
+	if err != nil {
+		return dbError("insert upstream transaction", err)
+	}
+	return nil
+}
+
+const consumeUpstreamSQL = `
+update upstream_transactions set used_at = $2
+where state_hash = $1 and used_at is null and expires_at > $2
+returning state_hash, auth_request_id, browser_id, mode, corp_id, created_at, expires_at`
+
+// ConsumeUpstream implements Store: one conditional update, so that of
+// concurrent consumers exactly one sees the row.
+func (s *PostgresStore) ConsumeUpstream(ctx context.Context, stateHash string, now time.Time) (*Upstream, error) {
+	var u Upstream
+	err := s.pool.QueryRow(ctx, consumeUpstreamSQL, stateHash, now).Scan(
+		&u.StateHash, &u.AuthRequestID, &u.BrowserID, &u.Mode, &u.CorpID, &u.CreatedAt, &u.ExpiresAt)
+	if err != nil {
+		return nil, dbError("consume upstream transaction", err)
+	}
+	u.CreatedAt, u.ExpiresAt = u.CreatedAt.UTC(), u.ExpiresAt.UTC()
+	return &u, nil
+}
+
+const (
+	profileRefreshedAtSQL = `select refreshed_at from dingtalk_profile_refreshes where corp_id = $1 and user_id = $2`
+
+	markProfileRefreshedSQL = `
+insert into dingtalk_profile_refreshes (corp_id, user_id, refreshed_at) values ($1, $2, $3)
+on conflict (corp_id, user_id) do update set refreshed_at = excluded.refreshed_at`
+)
+
+// ProfileRefreshedAt implements Store.
+func (s *PostgresStore) ProfileRefreshedAt(ctx context.Context, corpID, userID string) (time.Time, error) {
+	var at time.Time
+	if err := s.pool.QueryRow(ctx, profileRefreshedAtSQL, corpID, userID).Scan(&at); err != nil {
+		return time.Time{}, dbError("select profile refresh", err)
+	}
+	return at.UTC(), nil
+}
+
+// MarkProfileRefreshed implements Store.
+func (s *PostgresStore) MarkProfileRefreshed(ctx context.Context, corpID, userID string, at time.Time) error {
+	if _, err := s.pool.Exec(ctx, markProfileRefreshedSQL, corpID, userID, at); err != nil {
+		return dbError("upsert profile refresh", err)
+	}
+	return nil
 }
 
 // Ping implements Store.

@@ -55,6 +55,10 @@ func runStoreTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"DeleteExpired", testDeleteExpired},
 		{"DeleteExpiredConcurrent", testDeleteExpiredConcurrent},
 		{"ReturnsCopies", testReturnsCopies},
+		{"Upstream", testUpstream},
+		{"UpstreamConcurrent", testUpstreamConcurrent},
+		{"UpstreamDeleteExpired", testUpstreamDeleteExpired},
+		{"ProfileRefreshed", testProfileRefreshed},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {
@@ -1558,4 +1562,104 @@ func scribble(v reflect.Value) {
 	case v.Kind() == reflect.Bool:
 		v.SetBool(!v.Bool())
 	}
+}
+
+func newUpstream(hash, mode string, now time.Time, life time.Duration) *Upstream {
+	return &Upstream{StateHash: hash, AuthRequestID: "ar-" + hash, BrowserID: "browser-" + hash, Mode: mode,
+		CorpID: "dingcorp1", CreatedAt: now, ExpiresAt: now.Add(life)}
+}
+
+func testUpstream(t *testing.T, s Store) {
+	ctx := t.Context()
+	want := newUpstream("state-1", "web", t0, 10*time.Minute)
+	if err := s.CreateUpstream(ctx, want); err != nil {
+		t.Fatalf("CreateUpstream: %v", err)
+	}
+	assertErr(t, "CreateUpstream of a taken hash", s.CreateUpstream(ctx, newUpstream("state-1", "qr", t0, time.Minute)), ErrConflict)
+
+	got, err := s.ConsumeUpstream(ctx, "state-1", t0.Add(time.Minute))
+	if err != nil {
+		t.Fatalf("ConsumeUpstream: %v", err)
+	}
+	assertEqual(t, "ConsumeUpstream", got, want)
+
+	if err := s.CreateUpstream(ctx, newUpstream("state-2", "qr", t0, 3*time.Minute)); err != nil {
+		t.Fatalf("CreateUpstream: %v", err)
+	}
+	tests := []struct {
+		name string
+		hash string
+		now  time.Time
+	}{
+		{name: "used", hash: "state-1", now: t0.Add(time.Minute)},
+		{name: "unknown", hash: "state-unknown", now: t0},
+		{name: "expires now", hash: "state-2", now: t0.Add(3 * time.Minute)},
+		{name: "expired", hash: "state-2", now: t0.Add(time.Hour)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.ConsumeUpstream(ctx, tt.hash, tt.now)
+			assertErr(t, "ConsumeUpstream", err, ErrNotFound)
+			if got != nil {
+				t.Errorf("ConsumeUpstream returned %+v, want nothing", got)
+			}
+		})
+	}
+	t.Run("an expired one was not consumed by the refusal", func(t *testing.T) {
+		if _, err := s.ConsumeUpstream(ctx, "state-2", t0.Add(3*time.Minute-time.Microsecond)); err != nil {
+			t.Errorf("ConsumeUpstream before expiry: %v", err)
+		}
+	})
+}
+
+func testUpstreamConcurrent(t *testing.T, s Store) {
+	ctx := t.Context()
+	if err := s.CreateUpstream(ctx, newUpstream("state-race", "web", t0, 10*time.Minute)); err != nil {
+		t.Fatalf("CreateUpstream: %v", err)
+	}
+	errs := race(racers, func(int) error {
+		_, err := s.ConsumeUpstream(ctx, "state-race", t0)
+		return err
+	})
+	assertOneWinner(t, "ConsumeUpstream", errs, ErrNotFound)
+}
+
+func testUpstreamDeleteExpired(t *testing.T, s Store) {
+	ctx := t.Context()
+	const expired = 5 // more than one batch on Postgres
+	for i := range expired {
+		if err := s.CreateUpstream(ctx, newUpstream(fmt.Sprintf("state-old-%d", i), "web", t0.Add(-time.Hour), 10*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateUpstream(ctx, newUpstream("state-edge", "qr", t0.Add(-3*time.Minute), 3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUpstream(ctx, newUpstream("state-live", "sns", t0, 10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteExpired(ctx, t0, time.Hour)
+	if n != expired+1 || err != nil {
+		t.Errorf("DeleteExpired = %d, %v; want %d, nil", n, err, expired+1)
+	}
+	if _, err := s.ConsumeUpstream(ctx, "state-live", t0); err != nil {
+		t.Errorf("ConsumeUpstream of the live one after DeleteExpired: %v", err)
+	}
+}
+
+func testProfileRefreshed(t *testing.T, s Store) {
+	ctx := t.Context()
+	_, err := s.ProfileRefreshedAt(ctx, "dingcorp1", "zhangsan")
+	assertErr(t, "ProfileRefreshedAt of a never refreshed profile", err, ErrNotFound)
+	for _, at := range []time.Time{t0, t0.Add(time.Hour)} {
+		if err := s.MarkProfileRefreshed(ctx, "dingcorp1", "zhangsan", at); err != nil {
+			t.Fatalf("MarkProfileRefreshed: %v", err)
+		}
+		got, err := s.ProfileRefreshedAt(ctx, "dingcorp1", "zhangsan")
+		if err != nil || !got.Equal(at) || got.Location() != time.UTC {
+			t.Errorf("ProfileRefreshedAt = %v, %v; want %v in UTC", got, err, at)
+		}
+	}
+	_, err = s.ProfileRefreshedAt(ctx, "dingcorp2", "zhangsan")
+	assertErr(t, "ProfileRefreshedAt of another corp", err, ErrNotFound)
 }

@@ -246,3 +246,17 @@ func isConflict(err error, reason Conflict) bool {
 	var ce *ConflictError
 	return errors.As(err, &ce) && ce.Reason == reason
 }
+
+// IdentityByUnionID returns the identity stored under (corp, unionId), without recording
+// anything, so that a sign-in can skip DingTalk's unionId → userId lookup for identities
+// the mapping already knows. The caller compares AppKey (BR-08). ErrNotFound when there is
+// none, or when the store cannot look identities up.
+func (r *Resolver) IdentityByUnionID(ctx context.Context, corpID, unionID string) (Binding, error) {
+	s, ok := r.store.(interface {
+		BindingByUnionID(ctx context.Context, corpID, unionID string) (Binding, error)
+	})
+	if !ok {
+		return Binding{}, ErrNotFound
+	}
+	return s.BindingByUnionID(ctx, corpID, unionID)
+}
