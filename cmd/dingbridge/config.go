@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"text/template"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -67,11 +68,17 @@ type OIDCConfig struct {
 // DingTalkConfig holds the DingTalk endpoints. They are configuration so that
 // tests and the demo can point them at the simulator.
 type DingTalkConfig struct {
-	APIBaseURL     string        `yaml:"api_base_url"`
-	OAPIBaseURL    string        `yaml:"oapi_base_url"`
-	LoginBaseURL   string        `yaml:"login_base_url"`
-	JSAPIScriptURL string        `yaml:"jsapi_script_url"`
-	Timeout        time.Duration `yaml:"timeout"`
+	APIBaseURL        string        `yaml:"api_base_url"`
+	OAPIBaseURL       string        `yaml:"oapi_base_url"`
+	LoginBaseURL      string        `yaml:"login_base_url"`
+	JSAPIScriptURL    string        `yaml:"jsapi_script_url"`
+	QRScriptURL       string        `yaml:"qr_script_url"`
+	Timeout           time.Duration `yaml:"timeout"`
+	ProfileMaxAge     time.Duration `yaml:"profile_max_age"`
+	VerifyMembership  bool          `yaml:"verify_membership"`
+	WorkbenchStartURL string        `yaml:"workbench_start_url"`
+	RateLimit         float64       `yaml:"rate_limit"`
+	ThrottleBudget    time.Duration `yaml:"throttle_budget"`
 }
 
 // CorpConfig is one DingTalk organisation and the internal app dingbridge
@@ -84,6 +91,15 @@ type CorpConfig struct {
 	AgentID             string    `yaml:"agent_id"`
 	LegacyTokenEndpoint bool      `yaml:"legacy_token_endpoint"`
 	SNS                 SNSConfig `yaml:"sns"`
+	AutoLink            string    `yaml:"auto_link"`
+	JIT                 JITConfig `yaml:"jit"`
+}
+
+// JITConfig turns on just-in-time account creation for a corp.
+type JITConfig struct {
+	Username      string   `yaml:"username"`
+	Groups        []string `yaml:"groups"`
+	TrustOrgEmail bool     `yaml:"trust_org_email"`
 }
 
 // SNSConfig is an optional legacy "scan login" app (connect/qrconnect).
@@ -120,6 +136,7 @@ const (
 	defaultOAPIBaseURL    = "https://oapi.dingtalk.com"
 	defaultLoginBaseURL   = "https://login.dingtalk.com"
 	defaultJSAPIScriptURL = "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js"
+	defaultQRScriptURL    = "https://g.alicdn.com/dingding/h5-dingtalk-login/0.21.0/ddlogin.js"
 	defaultTimeout        = 5 * time.Second
 )
 
@@ -233,6 +250,10 @@ func (c *Config) applyDefaults() {
 	if d.Timeout == 0 {
 		d.Timeout = defaultTimeout
 	}
+	setDefault(&d.QRScriptURL, defaultQRScriptURL)
+	setDefault(&d.ProfileMaxAge, 24*time.Hour)
+	setDefault(&d.RateLimit, 20)
+	setDefault(&d.ThrottleBudget, 3*time.Second)
 	o := &c.OIDC
 	setDefault(&o.SessionLifetime, 12*time.Hour)
 	setDefault(&o.KeyRotationPeriod, 30*24*time.Hour)
@@ -301,6 +322,13 @@ func (c *Config) Validate(needDatabase bool) error {
 	p.url("dingtalk.oapi_base_url", d.OAPIBaseURL, urlRules{required: true, noQuery: true})
 	p.url("dingtalk.login_base_url", d.LoginBaseURL, urlRules{required: true, noQuery: true})
 	p.url("dingtalk.jsapi_script_url", d.JSAPIScriptURL, urlRules{required: true})
+	p.url("dingtalk.qr_script_url", d.QRScriptURL, urlRules{required: true})
+	p.url("dingtalk.workbench_start_url", d.WorkbenchStartURL, urlRules{})
+	p.duration("dingtalk.profile_max_age", d.ProfileMaxAge, 0, 365*24*time.Hour)
+	p.duration("dingtalk.throttle_budget", d.ThrottleBudget, 0, time.Minute)
+	if d.RateLimit <= 0 || d.RateLimit > 1000 {
+		p.add("dingtalk.rate_limit", "must be between 0 and 1000 calls per second; got %v", d.RateLimit)
+	}
 	if d.Timeout < 0 || d.Timeout > time.Minute {
 		p.add("dingtalk.timeout", "must be between 0 and 1m; got %s", d.Timeout)
 	}
@@ -326,6 +354,16 @@ func (c *Config) Validate(needDatabase bool) error {
 		}
 		if (corp.SNS.AppID == "") != (corp.SNS.AppSecret == "") {
 			p.add(k+".sns", "app_id and app_secret must be set together (or both left out)")
+		}
+		switch corp.AutoLink {
+		case "", "job_number", "org_email", "mobile":
+		default:
+			p.add(k+".auto_link", "must be job_number, org_email or mobile (directory attributes the corp assigns), or empty; got %q", corp.AutoLink)
+		}
+		if corp.JIT.Username != "" {
+			if _, err := template.New("jit").Parse(corp.JIT.Username); err != nil {
+				p.add(k+".jit.username", "is not a valid template: %v", err)
+			}
 		}
 	}
 

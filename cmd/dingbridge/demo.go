@@ -17,49 +17,72 @@ import (
 	"github.com/dingbridge/dingbridge/dingtalk/fake"
 	"github.com/dingbridge/dingbridge/idp"
 	"github.com/dingbridge/dingbridge/mapping"
+	"github.com/dingbridge/dingbridge/migrations"
 )
 
+// demoAddrs are where the demo's four servers listen.
+type demoAddrs struct {
+	bridge, dingtalk, app1, app2 string
+}
+
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("demo", "demo [-listen addr] [-dingtalk-listen addr]",
-		"Runs dingbridge and a simulated DingTalk on this machine, in memory, with no\n"+
-			"configuration and no network access. Nothing is kept after it stops.", stderr)
-	listen := fs.String("listen", "127.0.0.1:8080", "address of the bridge")
-	dtListen := fs.String("dingtalk-listen", "127.0.0.1:8081", "address of the DingTalk simulator")
+	fs := newFlagSet("demo", "demo [-listen addr] [-dingtalk-listen addr] [-app-listen addr] [-app2-listen addr] [-database-url url]",
+		"Runs the whole product on this machine: dingbridge, a simulated DingTalk (login\n"+
+			"page, QR frame, workbench) and two sample applications that sign in through\n"+
+			"dingbridge. Nothing leaves the machine. State is in memory (gone when it stops)\n"+
+			"unless -database-url names a Postgres database.", stderr)
+	var a demoAddrs
+	fs.StringVar(&a.bridge, "listen", "127.0.0.1:8080", "address of dingbridge")
+	fs.StringVar(&a.dingtalk, "dingtalk-listen", "127.0.0.1:8081", "address of the DingTalk simulator")
+	fs.StringVar(&a.app1, "app-listen", "127.0.0.1:8082", "address of the first sample application")
+	fs.StringVar(&a.app2, "app2-listen", "127.0.0.1:8083", "address of the second sample application")
+	dbURL := fs.String("database-url", "", "keep state in this Postgres database instead of memory")
 	logLevel := fs.String("log-level", "warn", "debug | info | warn | error")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	logger := newLogger(stderr, *logLevel, "text")
-	if err := demo(ctx, *listen, *dtListen, logger, stdout); err != nil {
+	if err := demo(ctx, a, *dbURL, logger, stdout); err != nil {
 		fmt.Fprintf(stderr, "dingbridge demo: %v\n", err)
 		return exitFailure
 	}
 	return exitOK
 }
 
+// demoApp is one sample application of the demo.
+type demoApp struct {
+	clientID, name string
+	ln             net.Listener
+	secret         string
+}
+
 // demo wires the same parts as serve, with the DingTalk simulator in place
-// of DingTalk and memory in place of Postgres.
-func demo(ctx context.Context, listen, dtListen string, logger *slog.Logger, stdout io.Writer) error {
-	bridgeLn, err := net.Listen("tcp", listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s (choose another with -listen): %w", listen, err)
+// of DingTalk and (by default) memory in place of Postgres.
+func demo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Logger, stdout io.Writer) error {
+	lns := map[string]net.Listener{}
+	for _, l := range []struct{ name, addr, flag string }{
+		{"bridge", addrs.bridge, "-listen"}, {"dingtalk", addrs.dingtalk, "-dingtalk-listen"},
+		{"app1", addrs.app1, "-app-listen"}, {"app2", addrs.app2, "-app2-listen"},
+	} {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s (choose another with %s): %w", l.addr, l.flag, err)
+		}
+		defer ln.Close()
+		lns[l.name] = ln
 	}
-	defer bridgeLn.Close()
-	dtLn, err := net.Listen("tcp", dtListen)
-	if err != nil {
-		return fmt.Errorf("listen on %s (choose another with -dingtalk-listen): %w", dtListen, err)
+	apps := []*demoApp{
+		{clientID: "wiki", name: "内部知识库 Wiki", ln: lns["app1"]},
+		{clientID: "oa", name: "办公系统 OA", ln: lns["app2"]},
 	}
-	defer dtLn.Close()
+	for _, app := range apps {
+		app.secret = randomKey()
+	}
 
 	fixture := fake.DefaultFixture()
-	fixturePtr := &fixture
-	dtURL := "http://" + dtLn.Addr().String()
-	sim := fake.New(fake.Options{Fixture: fixturePtr, BaseURL: dtURL, Logger: logger})
-
-	cfg, err := demoConfig("http://"+bridgeLn.Addr().String(), dtURL, fixturePtr)
-	if err != nil {
-		return err
-	}
+	dtURL := "http://" + lns["dingtalk"].Addr().String()
+	sim := fake.New(fake.Options{Fixture: &fixture, BaseURL: dtURL, Logger: logger})
+	cfg := demoConfig("http://"+lns["bridge"].Addr().String(), dtURL, &fixture, apps)
 	if err := cfg.Validate(false); err != nil {
 		return fmt.Errorf("demo configuration: %w", err)
 	}
@@ -67,11 +90,23 @@ func demo(ctx context.Context, listen, dtListen string, logger *slog.Logger, std
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	slog.SetDefault(logger) // the OIDC library logs through slog's default logger
-	provider, keysReady, err := startProvider(ctx, cfg, oidcParts{
-		store:    idp.NewMemoryStore(),
-		accounts: accountSource{mapping.NewMemory(mapping.Options{})},
-		// The DingTalk login is not built yet: /login says so.
-	}, logger)
+
+	store, accounts, closeDB, err := demoStores(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	people, err := seedDemo(ctx, accounts, &fixture)
+	if errors.Is(err, mapping.ErrConflict) {
+		people = []string{"(the database already holds the demo's people; keeping them)"}
+	} else if err != nil {
+		return err
+	}
+	login, err := dingTalkLogin(cfg, accounts, logger)
+	if err != nil {
+		return err
+	}
+	provider, keysReady, err := startProvider(ctx, cfg, oidcParts{store: store, accounts: accountSource{accounts}, dingtalk: login}, logger)
 	if err != nil {
 		return err
 	}
@@ -82,14 +117,32 @@ func demo(ctx context.Context, listen, dtListen string, logger *slog.Logger, std
 		return nil
 	})
 	mountProvider(bridge, cfg.Issuer, provider)
+
 	servers := []struct {
 		name string
 		ln   net.Listener
 		h    http.Handler
 	}{
-		{"DingTalk simulator", dtLn, sim},
-		{"bridge", bridgeLn, bridge},
+		{"DingTalk simulator", lns["dingtalk"], sim},
+		{"dingbridge", lns["bridge"], bridge},
 	}
+	for _, app := range apps {
+		base := "http://" + app.ln.Addr().String()
+		h, err := newSampleApp(sampleAppConfig{Issuer: cfg.Issuer, ClientID: app.clientID, ClientSecret: app.secret,
+			BaseURL: base, Name: app.name, Logger: logger})
+		if err != nil {
+			return err
+		}
+		servers = append(servers, struct {
+			name string
+			ln   net.Listener
+			h    http.Handler
+		}{app.name, app.ln, h})
+		for _, corp := range fixture.Corps {
+			sim.AddWorkbenchApp(corp.ID, app.name, cfg.Issuer+"/workbench/"+app.clientID+"?corpId=$CORPID$")
+		}
+	}
+
 	var wg sync.WaitGroup
 	errs := make([]error, len(servers))
 	for i, s := range servers {
@@ -110,30 +163,46 @@ func demo(ctx context.Context, listen, dtListen string, logger *slog.Logger, std
 		wg.Wait()
 		return err
 	}
-	printDemo(stdout, cfg, fixturePtr, checks)
+	printDemo(stdout, cfg, &fixture, apps, checks, people, dbURL != "")
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// demoConfig is the configuration demo runs with: the simulator's corps and
-// apps, fresh random keys, no database.
-func demoConfig(issuer, dtURL string, fixture *fake.Fixture) (*Config, error) {
-	var keys [3]string
-	for i := range keys {
-		b := make([]byte, 32)
-		if _, err := rand.Read(b); err != nil {
-			return nil, err
-		}
-		keys[i] = base64.StdEncoding.EncodeToString(b)
+// demoStores returns the provider's and the mapping's stores: in memory,
+// or in the Postgres database at dbURL (migrated first).
+func demoStores(ctx context.Context, dbURL string) (idp.Store, mapping.Store, func(), error) {
+	if dbURL == "" {
+		return idp.NewMemoryStore(), mapping.NewMemory(mapping.Options{}), func() {}, nil
 	}
+	pool, err := openDatabase(ctx, DatabaseConfig{URL: dbURL})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := migrations.Up(ctx, pool); err != nil {
+		pool.Close()
+		return nil, nil, nil, fmt.Errorf("migrate %s: %w", "-database-url", err)
+	}
+	return idp.NewPostgresStore(pool), mapping.NewPostgres(pool, mapping.Options{}), pool.Close, nil
+}
+
+func randomKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// demoConfig is the configuration demo runs with: the simulator's corps and
+// apps, the sample applications as clients, fresh random keys.
+func demoConfig(issuer, dtURL string, fixture *fake.Fixture, apps []*demoApp) *Config {
 	cfg := &Config{
 		Issuer: issuer,
 		Secrets: SecretsConfig{
-			KeyEncryptionKey: keys[0], CookieHashKey: keys[1], CookieBlockKey: keys[2],
+			KeyEncryptionKey: randomKey(), CookieHashKey: randomKey(), CookieBlockKey: randomKey(),
 		},
 		DingTalk: DingTalkConfig{
 			APIBaseURL: dtURL, OAPIBaseURL: dtURL, LoginBaseURL: dtURL,
 			JSAPIScriptURL: dtURL + "/fake/jsapi.js",
+			QRScriptURL:    dtURL + "/fake/ddlogin.js",
 		},
 	}
 	for _, corp := range fixture.Corps {
@@ -146,26 +215,18 @@ func demoConfig(issuer, dtURL string, fixture *fake.Fixture) (*Config, error) {
 			SNS: SNSConfig{AppID: app.SNSAppID, AppSecret: app.SNSAppSecret},
 		})
 	}
-	cfg.applyDefaults()
-	return cfg, nil
-}
-
-// dingtalkConfig turns one configured corp into a DingTalk client config.
-func dingtalkConfig(cfg *Config, corp CorpConfig, logger *slog.Logger) dingtalk.Config {
-	return dingtalk.Config{
-		APIBaseURL:          cfg.DingTalk.APIBaseURL,
-		OAPIBaseURL:         cfg.DingTalk.OAPIBaseURL,
-		LoginBaseURL:        cfg.DingTalk.LoginBaseURL,
-		CorpID:              corp.ID,
-		AppKey:              corp.AppKey,
-		AppSecret:           corp.AppSecret,
-		AgentID:             corp.AgentID,
-		SNSAppID:            corp.SNS.AppID,
-		SNSAppSecret:        corp.SNS.AppSecret,
-		LegacyTokenEndpoint: corp.LegacyTokenEndpoint,
-		Timeout:             cfg.DingTalk.Timeout,
-		Logger:              logger,
+	for _, app := range apps {
+		base := "http://" + app.ln.Addr().String()
+		cfg.Clients = append(cfg.Clients, ClientConfig{
+			ID: app.clientID, Name: app.name, Secret: app.secret,
+			RedirectURIs:           []string{base + "/callback"},
+			PostLogoutRedirectURIs: []string{base + "/"},
+			InitiateLoginURI:       base + "/login",
+			Scopes:                 []string{"openid", "profile", "email", "phone", "groups", "offline_access", "dingtalk"},
+		})
 	}
+	cfg.applyDefaults()
+	return cfg
 }
 
 // checkCorps fetches an app token for every configured corp and reports which
@@ -185,31 +246,39 @@ func checkCorps(ctx context.Context, cfg *Config) ([]string, error) {
 	return out, nil
 }
 
-func printDemo(w io.Writer, cfg *Config, fixture *fake.Fixture, checks []string) {
-	fmt.Fprintf(w, "dingbridge demo is running on this machine; nothing leaves it.\n\n")
-	fmt.Fprintf(w, "  bridge (OIDC issuer)  %s\n", cfg.Issuer)
-	fmt.Fprintf(w, "    liveness            %s/healthz/live\n", cfg.Issuer)
-	fmt.Fprintf(w, "    readiness           %s/healthz/ready\n", cfg.Issuer)
-	fmt.Fprintf(w, "    OIDC discovery      %s/.well-known/openid-configuration\n", cfg.Issuer)
-	fmt.Fprintf(w, "  DingTalk simulator    %s\n", cfg.DingTalk.APIBaseURL)
-	fmt.Fprintf(w, "    JSAPI shim          %s\n\n", cfg.DingTalk.JSAPIScriptURL)
-	fmt.Fprintln(w, "Simulated corps, checked with the real DingTalk client:")
+func printDemo(w io.Writer, cfg *Config, fixture *fake.Fixture, apps []*demoApp, checks, people []string, postgres bool) {
+	store := "in memory: everything is gone when it stops"
+	if postgres {
+		store = "in Postgres (-database-url)"
+	}
+	fmt.Fprintf(w, "dingbridge demo is running on this machine; nothing leaves it. State is %s.\n\n", store)
+	fmt.Fprintln(w, "Try it:")
+	fmt.Fprintf(w, "  1. Open the sample app %s → 使用 dingbridge 登录 / Sign in → pick a\n", "http://"+apps[0].ln.Addr().String()+"/")
+	fmt.Fprintln(w, "     corp → the simulated QR frame asks who \"scans\": pick 张三 → you are in.")
+	fmt.Fprintf(w, "  2. Open the second app %s → Sign in: no QR, single sign-on.\n", "http://"+apps[1].ln.Addr().String()+"/")
+	fmt.Fprintf(w, "  3. Open the simulated DingTalk workbench %s/fake/workbench?corpId=%s\n", cfg.DingTalk.APIBaseURL, fixture.Corps[0].ID)
+	fmt.Fprintln(w, "     and tap an app: the one-tap (JSAPI) sign-in of the DingTalk workbench.")
+	fmt.Fprintln(w, "  Sign in as 陈静 to see \"not linked yet\" (a request for an administrator is recorded),")
+	fmt.Fprintln(w, "  as 赵六 (left the corp) to see \"disabled\", or as someone of 星河制造集团 for a second corp.")
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  dingbridge (OIDC issuer)  %s\n", cfg.Issuer)
+	fmt.Fprintf(w, "    OIDC discovery          %s/.well-known/openid-configuration\n", cfg.Issuer)
+	fmt.Fprintf(w, "    liveness                %s/healthz/live\n", cfg.Issuer)
+	fmt.Fprintf(w, "    readiness               %s/healthz/ready\n", cfg.Issuer)
+	fmt.Fprintf(w, "  DingTalk simulator        %s/fake/\n", cfg.DingTalk.APIBaseURL)
+	fmt.Fprintf(w, "    JSAPI shim              %s\n", cfg.DingTalk.JSAPIScriptURL)
+	for _, app := range apps {
+		fmt.Fprintf(w, "  sample app %-14s http://%s/  (client_id %s)\n", app.clientID, app.ln.Addr(), app.clientID)
+	}
+	fmt.Fprintln(w, "\nSimulated corps, checked with the real DingTalk client:")
 	for _, c := range checks {
 		fmt.Fprintf(w, "  ✓ %s\n", c)
 	}
-	fmt.Fprintln(w, "\nSimulated employees:")
+	fmt.Fprintln(w, "\nPeople (the mapping starts like this):")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, corp := range fixture.Corps {
-		for _, e := range corp.Employees {
-			note := ""
-			if e.Left {
-				note = "(left the corp)"
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", corp.Name, e.Name, e.UserID, note)
-		}
+	for _, p := range people {
+		fmt.Fprintf(tw, "  %s\n", p)
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(w, "\nThe OpenID Connect endpoints are live; signing in with DingTalk (and the sample")
-	fmt.Fprintln(w, "app) arrive with the next issues, so /login says sign-in is not available yet.")
-	fmt.Fprintln(w, "Press Ctrl-C to stop.")
+	fmt.Fprintln(w, "\nPress Ctrl-C to stop.")
 }

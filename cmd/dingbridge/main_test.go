@@ -211,8 +211,9 @@ func TestMigrateUpAndStatus(t *testing.T) {
 }
 
 func TestDemoServesBridgeAndSimulator(t *testing.T) {
-	s, base := start(t, []string{"demo", "-listen", "127.0.0.1:0", "-dingtalk-listen", "127.0.0.1:0"},
-		regexp.MustCompile(`bridge \(OIDC issuer\)\s+(http://\S+)`))
+	s, base := start(t, []string{"demo", "-listen", "127.0.0.1:0", "-dingtalk-listen", "127.0.0.1:0",
+		"-app-listen", "127.0.0.1:0", "-app2-listen", "127.0.0.1:0"},
+		regexp.MustCompile(`dingbridge \(OIDC issuer\)\s+(http://\S+)`))
 	if code, body := get(t, base+"/healthz/live"); code != http.StatusOK {
 		t.Errorf("demo GET /healthz/live = %d %v, want 200", code, body)
 	}
@@ -306,7 +307,8 @@ clients: [{id: app, redirect_uris: ["https://app.example.com/cb#frag"]}]
 }
 
 func TestSIGTERMStopsGracefully(t *testing.T) {
-	cmd := runBinary(t, "demo", "-listen", "127.0.0.1:0", "-dingtalk-listen", "127.0.0.1:0")
+	cmd := runBinary(t, "demo", "-listen", "127.0.0.1:0", "-dingtalk-listen", "127.0.0.1:0",
+		"-app-listen", "127.0.0.1:0", "-app2-listen", "127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -417,7 +419,8 @@ func TestServeMountsTheProvider(t *testing.T) {
 		t.Errorf("JWKS: %d keys (%v), want current and next for RS256 and ES256", len(set.Keys), err)
 	}
 
-	// No DingTalk login yet: the request reaches /login, which says so.
+	// The request reaches /login, which (in a PC browser, one corp) shows
+	// DingTalk's QR login page loading the configured DTFrameLogin script.
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
 		req.URL.Scheme, req.URL.Host = "http", strings.TrimPrefix(base, "http://") // the issuer is https://sso.example.com
@@ -431,7 +434,8 @@ func TestServeMountsTheProvider(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "暂时无法登录") {
-		t.Errorf("authorize → login = %d, want 503 'sign-in not available' page; body:\n%.300s", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "钉钉登录") ||
+		!strings.Contains(string(body), "h5-dingtalk-login/0.21.0/ddlogin.js") {
+		t.Errorf("authorize → login = %d, want the QR login page with the DingTalk script; body:\n%.500s", resp.StatusCode, body)
 	}
 }

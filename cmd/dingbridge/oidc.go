@@ -41,11 +41,11 @@ func (a accountSource) Account(ctx context.Context, id string) (idp.Account, err
 }
 
 // oidcParts are what the provider is built from: its store, the mapping's
-// accounts, and who signs people in (nil: nobody yet).
+// accounts, and the DingTalk sign-in.
 type oidcParts struct {
-	store         idp.Store
-	accounts      idp.AccountSource
-	authenticator idp.Authenticator
+	store    idp.Store
+	accounts idp.AccountSource
+	dingtalk *idp.DingTalkConfig
 }
 
 // startProvider builds the OpenID Connect provider and starts its
@@ -68,7 +68,7 @@ func startProvider(ctx context.Context, cfg *Config, parts oidcParts, logger *sl
 		Store:           parts.store,
 		Keys:            keys,
 		Accounts:        parts.accounts,
-		Authenticator:   parts.authenticator,
+		DingTalk:        parts.dingtalk,
 		CryptoKey:       secrets.tokenKey,
 		CookieHashKey:   secrets.cookieHash,
 		CookieBlockKey:  secrets.cookieBlock,

@@ -78,10 +78,15 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writ
 
 	// The OIDC library logs through slog's default logger.
 	slog.SetDefault(logger)
+	accounts := mapping.NewPostgres(pool, mapping.Options{})
+	login, err := dingTalkLogin(cfg, accounts, logger)
+	if err != nil {
+		return err
+	}
 	provider, keysReady, err := startProvider(ctx, cfg, oidcParts{
 		store:    idp.NewPostgresStore(pool),
-		accounts: accountSource{mapping.NewPostgres(pool, mapping.Options{})},
-		// The DingTalk login is not built yet: /login says so.
+		accounts: accountSource{accounts},
+		dingtalk: login,
 	}, logger)
 	if err != nil {
 		return err

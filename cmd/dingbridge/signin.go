@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/dingbridge/dingbridge/dingtalk"
+	"github.com/dingbridge/dingbridge/idp"
+	"github.com/dingbridge/dingbridge/mapping"
+)
+
+// dingTalkLogin builds the provider's DingTalk sign-in from the
+// configuration: one DingTalk client per corp, and the mapping's resolver
+// with each corp's auto-link and JIT rules.
+func dingTalkLogin(cfg *Config, store mapping.ResolverStore, logger *slog.Logger) (*idp.DingTalkConfig, error) {
+	d := cfg.DingTalk
+	login := &idp.DingTalkConfig{
+		LoginBaseURL:      d.LoginBaseURL,
+		QRScriptURL:       d.QRScriptURL,
+		JSAPIScriptURL:    d.JSAPIScriptURL,
+		ProfileMaxAge:     d.ProfileMaxAge,
+		VerifyMembership:  d.VerifyMembership,
+		WorkbenchStartURL: d.WorkbenchStartURL,
+	}
+	var rules []mapping.Corp
+	for i, corp := range cfg.Corps {
+		client, err := dingtalk.New(dingtalkConfig(cfg, corp, logger))
+		if err != nil {
+			return nil, fmt.Errorf("corps[%d]: %w", i, err)
+		}
+		login.Corps = append(login.Corps, idp.DingTalkCorp{
+			ID: corp.ID, Name: corp.Name, Client: client, SNS: corp.SNS.AppID != "",
+		})
+		rules = append(rules, mapping.Corp{
+			ID:       corp.ID,
+			AutoLink: mapping.Attribute(corp.AutoLink),
+			JIT: mapping.JIT{
+				Username: corp.JIT.Username, Groups: corp.JIT.Groups, TrustOrgEmail: corp.JIT.TrustOrgEmail,
+			},
+		})
+	}
+	resolver, err := mapping.NewResolver(mapping.ResolverConfig{Store: store, Corps: rules, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	login.Resolver = resolver
+	return login, nil
+}
+
+// dingtalkConfig turns one configured corp into a DingTalk client config.
+func dingtalkConfig(cfg *Config, corp CorpConfig, logger *slog.Logger) dingtalk.Config {
+	return dingtalk.Config{
+		APIBaseURL:          cfg.DingTalk.APIBaseURL,
+		OAPIBaseURL:         cfg.DingTalk.OAPIBaseURL,
+		LoginBaseURL:        cfg.DingTalk.LoginBaseURL,
+		CorpID:              corp.ID,
+		AppKey:              corp.AppKey,
+		AppSecret:           corp.AppSecret,
+		AgentID:             corp.AgentID,
+		SNSAppID:            corp.SNS.AppID,
+		SNSAppSecret:        corp.SNS.AppSecret,
+		LegacyTokenEndpoint: corp.LegacyTokenEndpoint,
+		Timeout:             cfg.DingTalk.Timeout,
+		RateLimit:           cfg.DingTalk.RateLimit,
+		ThrottleBudget:      cfg.DingTalk.ThrottleBudget,
+		Logger:              logger,
+	}
+}
