@@ -84,15 +84,22 @@ type DingTalkConfig struct {
 // CorpConfig is one DingTalk organisation and the internal app dingbridge
 // uses inside it.
 type CorpConfig struct {
-	ID                  string    `yaml:"id"`
-	Name                string    `yaml:"name"`
-	AppKey              string    `yaml:"app_key"`
-	AppSecret           string    `yaml:"app_secret"`
-	AgentID             string    `yaml:"agent_id"`
-	LegacyTokenEndpoint bool      `yaml:"legacy_token_endpoint"`
-	SNS                 SNSConfig `yaml:"sns"`
-	AutoLink            string    `yaml:"auto_link"`
-	JIT                 JITConfig `yaml:"jit"`
+	ID                  string       `yaml:"id"`
+	Name                string       `yaml:"name"`
+	AppKey              string       `yaml:"app_key"`
+	AppSecret           string       `yaml:"app_secret"`
+	AgentID             string       `yaml:"agent_id"`
+	LegacyTokenEndpoint bool         `yaml:"legacy_token_endpoint"`
+	SNS                 SNSConfig    `yaml:"sns"`
+	AutoLink            string       `yaml:"auto_link"`
+	JIT                 JITConfig    `yaml:"jit"`
+	Events              EventsConfig `yaml:"events"`
+}
+
+// EventsConfig is the corp's DingTalk event subscription (HTTP push).
+type EventsConfig struct {
+	Token  string `yaml:"token"`
+	AESKey string `yaml:"aes_key"`
 }
 
 // JITConfig turns on just-in-time account creation for a corp.
@@ -359,6 +366,13 @@ func (c *Config) Validate(needDatabase bool) error {
 		case "", "job_number", "org_email", "mobile":
 		default:
 			p.add(k+".auto_link", "must be job_number, org_email or mobile (directory attributes the corp assigns), or empty; got %q", corp.AutoLink)
+		}
+		if e := corp.Events; e.Token != "" || e.AESKey != "" {
+			if e.Token == "" || e.AESKey == "" {
+				p.add(k+".events", "token and aes_key must be set together (or both left out)")
+			} else if len(e.AESKey) != 43 {
+				p.add(k+".events.aes_key", "must be the 43 characters DingTalk's console shows; got %d", len(e.AESKey))
+			}
 		}
 		if corp.JIT.Username != "" {
 			if _, err := template.New("jit").Parse(corp.JIT.Username); err != nil {

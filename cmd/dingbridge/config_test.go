@@ -200,6 +200,8 @@ func TestValidateNamesEachProblemByKey(t *testing.T) {
 		{"unknown corp", [2]string{"    redirect_uris:", "    corps: [dingother]\n    redirect_uris:"}, `clients[0].corps: "dingother" is not a configured corp id`},
 		{"auto link on personal email", [2]string{"app_secret: s1}", "app_secret: s1, auto_link: email}"}, `corps[0].auto_link: must be job_number, org_email or mobile`},
 		{"jit template", [2]string{"app_secret: s1}", "app_secret: s1, jit: {username: \"{{.JobNumber\"}}"}, `corps[0].jit.username: is not a valid template`},
+		{"events half", [2]string{"app_secret: s1}", "app_secret: s1, events: {token: t}}"}, `corps[0].events: token and aes_key must be set together`},
+		{"events aes key", [2]string{"app_secret: s1}", "app_secret: s1, events: {token: t, aes_key: short}}"}, `corps[0].events.aes_key: must be the 43 characters`},
 		{"qr script", [2]string{"issuer:", "dingtalk: {qr_script_url: \"ddlogin.js\"}\nissuer:"}, "dingtalk.qr_script_url: must be an absolute URL"},
 		{"profile max age", [2]string{"issuer:", "dingtalk: {profile_max_age: -1h}\nissuer:"}, "dingtalk.profile_max_age: must be between"},
 		{"id token alg", [2]string{"    redirect_uris:", "    id_token_signing_alg: none\n    redirect_uris:"}, `clients[0].id_token_signing_alg: must be RS256 or ES256; got "none"`},

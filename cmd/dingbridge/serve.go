@@ -101,6 +101,9 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writ
 		return nil
 	}
 	r := newRouter(logger, ready)
+	if err := mountEvents(r, cfg, accounts, logger); err != nil {
+		return err
+	}
 	mountProvider(r, cfg.Issuer, provider)
 	return listenAndServe(ctx, cfg.Listen, r, logger, stdout)
 }
