@@ -12,7 +12,8 @@ import (
 // (production).
 //
 // The store never sees a secret value: codes and refresh tokens arrive as
-// hashes (see hashToken), signing keys arrive encrypted. Policy (lifetimes,
+// hashes (see hashToken), signing keys and DingTalk app tokens arrive
+// encrypted. Policy (lifetimes,
 // which prompt needs what) lives in the provider; the store guarantees
 // atomicity: everything single-use is consumed exactly once, even when
 // replicas race.
@@ -102,9 +103,10 @@ type Store interface {
 
 	// DeleteExpired removes what can no longer be used at now: requests and
 	// code tombstones past their expiry plus retention, access and refresh
-	// tokens and upstream transactions past their expiry, sessions past their
-	// expiry or ended more than retention ago. It is safe to run from several replicas at once, and
-	// returns how many rows it removed.
+	// tokens, upstream transactions and DingTalk app tokens past their
+	// expiry, sessions past their expiry or ended more than retention ago. It
+	// is safe to run from several replicas at once, and returns how many rows
+	// it removed.
 	DeleteExpired(ctx context.Context, now time.Time, retention time.Duration) (int64, error)
 
 	// CreateUpstream stores a new upstream (DingTalk) transaction; a state
@@ -122,6 +124,20 @@ type Store interface {
 	// MarkProfileRefreshed records that the directory profile of (corpID,
 	// userID) was fetched at.
 	MarkProfileRefreshed(ctx context.Context, corpID, userID string, at time.Time) error
+
+	// DingTalkAppToken returns the encrypted DingTalk app access token
+	// stored for appKey and the time after which it must not be used, even
+	// if that time has passed (the caller decides; DeleteExpired removes
+	// it); ErrNotFound if there is none.
+	DingTalkAppToken(ctx context.Context, appKey string) (ciphertext []byte, expiresAt time.Time, err error)
+	// PutDingTalkAppToken stores the encrypted app access token for appKey,
+	// unless the stored one expires at the same time or later: then it keeps
+	// the stored one and returns nil. A token with a later expiry was
+	// fetched later, so the rule keeps the newest token whatever order
+	// replicas write in; last-writer-wins would let a slow replica put back
+	// a token that DingTalk has already replaced. Of concurrent puts, the one
+	// with the latest expiry ends stored.
+	PutDingTalkAppToken(ctx context.Context, appKey string, ciphertext []byte, expiresAt time.Time) error
 
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error

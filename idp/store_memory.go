@@ -26,7 +26,14 @@ type MemoryStore struct {
 	sessions   map[string]*Session           // by id
 	upstreams  map[string]*memoryUpstream    // by state hash
 	profiles   map[[2]string]time.Time       // directory profile fetch times by (corp, user)
+	appTokens  map[string]memoryAppToken     // encrypted DingTalk app tokens by app key
 	keys       KeySet
+}
+
+// memoryAppToken is an encrypted DingTalk app token and its expiry.
+type memoryAppToken struct {
+	ciphertext []byte
+	expiresAt  time.Time
 }
 
 // memoryUpstream is an upstream transaction and whether it was used.
@@ -55,6 +62,7 @@ func NewMemoryStore() *MemoryStore {
 		sessions:   make(map[string]*Session),
 		upstreams:  make(map[string]*memoryUpstream),
 		profiles:   make(map[[2]string]time.Time),
+		appTokens:  make(map[string]memoryAppToken),
 	}
 }
 
@@ -399,6 +407,12 @@ func (s *MemoryStore) DeleteExpired(_ context.Context, now time.Time, retention 
 			n++
 		}
 	}
+	for appKey, t := range s.appTokens {
+		if !t.expiresAt.After(now) {
+			delete(s.appTokens, appKey)
+			n++
+		}
+	}
 	return n, nil
 }
 
@@ -444,6 +458,30 @@ func (s *MemoryStore) MarkProfileRefreshed(_ context.Context, corpID, userID str
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.profiles[[2]string{corpID, userID}] = storedTime(at)
+	return nil
+}
+
+// DingTalkAppToken implements Store.
+func (s *MemoryStore) DingTalkAppToken(_ context.Context, appKey string) ([]byte, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.appTokens[appKey]
+	if !ok {
+		return nil, time.Time{}, ErrNotFound
+	}
+	return cloneBytes(t.ciphertext), t.expiresAt, nil
+}
+
+// PutDingTalkAppToken implements Store: the stored token is replaced only by
+// one with a later expiry, compared at the precision Postgres keeps.
+func (s *MemoryStore) PutDingTalkAppToken(_ context.Context, appKey string, ciphertext []byte, expiresAt time.Time) error {
+	expiresAt = storedTime(expiresAt)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.appTokens[appKey]; ok && !t.expiresAt.Before(expiresAt) {
+		return nil
+	}
+	s.appTokens[appKey] = memoryAppToken{ciphertext: cloneBytes(ciphertext), expiresAt: expiresAt}
 	return nil
 }
 

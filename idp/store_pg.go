@@ -683,6 +683,10 @@ delete from sso_sessions where id in (
 delete from upstream_transactions where state_hash in (
 	select state_hash from upstream_transactions where expires_at <= $1 limit $2 for update skip locked
 )`
+	deleteExpiredAppTokensSQL = `
+delete from dingtalk_app_tokens where app_key in (
+	select app_key from dingtalk_app_tokens where expires_at <= $1 limit $2 for update skip locked
+)`
 )
 
 // DeleteExpired implements Store. It deletes in batches of at most
@@ -706,6 +710,7 @@ func (s *PostgresStore) DeleteExpired(ctx context.Context, now time.Time, retent
 		{"refresh tokens", deleteExpiredRefreshTokensSQL, []any{now, s.batchSize}},
 		{"sessions", deleteExpiredSessionsSQL, []any{now, cutoff, s.batchSize}},
 		{"upstream transactions", deleteExpiredUpstreamsSQL, []any{now, s.batchSize}},
+		{"dingtalk app tokens", deleteExpiredAppTokensSQL, []any{now, s.batchSize}},
 	}
 	var total int64
 	for _, job := range jobs {
@@ -795,6 +800,39 @@ func (s *PostgresStore) ProfileRefreshedAt(ctx context.Context, corpID, userID s
 func (s *PostgresStore) MarkProfileRefreshed(ctx context.Context, corpID, userID string, at time.Time) error {
 	if _, err := s.pool.Exec(ctx, markProfileRefreshedSQL, corpID, userID, at); err != nil {
 		return dbError("upsert profile refresh", err)
+	}
+	return nil
+}
+
+const (
+	dingTalkAppTokenSQL = `select ciphertext, expires_at from dingtalk_app_tokens where app_key = $1`
+
+	// The where clause makes the upsert keep a row that expires at the same
+	// time or later; the row lock the conflict takes orders concurrent puts,
+	// and each compares with the row as the one before it left it.
+	putDingTalkAppTokenSQL = `
+insert into dingtalk_app_tokens (app_key, ciphertext, expires_at, updated_at) values ($1, $2, $3, now())
+on conflict (app_key) do update
+	set ciphertext = excluded.ciphertext, expires_at = excluded.expires_at, updated_at = excluded.updated_at
+	where dingtalk_app_tokens.expires_at < excluded.expires_at`
+)
+
+// DingTalkAppToken implements Store.
+func (s *PostgresStore) DingTalkAppToken(ctx context.Context, appKey string) ([]byte, time.Time, error) {
+	var (
+		ciphertext []byte
+		expiresAt  time.Time
+	)
+	if err := s.pool.QueryRow(ctx, dingTalkAppTokenSQL, appKey).Scan(&ciphertext, &expiresAt); err != nil {
+		return nil, time.Time{}, dbError("select dingtalk app token", err)
+	}
+	return emptyNil(ciphertext), expiresAt.UTC(), nil
+}
+
+// PutDingTalkAppToken implements Store: one conditional upsert.
+func (s *PostgresStore) PutDingTalkAppToken(ctx context.Context, appKey string, ciphertext []byte, expiresAt time.Time) error {
+	if _, err := s.pool.Exec(ctx, putDingTalkAppTokenSQL, appKey, byteArray(ciphertext), expiresAt); err != nil {
+		return dbError("upsert dingtalk app token", err)
 	}
 	return nil
 }

@@ -59,6 +59,9 @@ func runStoreTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"UpstreamConcurrent", testUpstreamConcurrent},
 		{"UpstreamDeleteExpired", testUpstreamDeleteExpired},
 		{"ProfileRefreshed", testProfileRefreshed},
+		{"DingTalkAppToken", testDingTalkAppToken},
+		{"DingTalkAppTokenConcurrent", testDingTalkAppTokenConcurrent},
+		{"DingTalkAppTokenDeleteExpired", testDingTalkAppTokenDeleteExpired},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {
@@ -1662,4 +1665,141 @@ func testProfileRefreshed(t *testing.T, s Store) {
 	}
 	_, err = s.ProfileRefreshedAt(ctx, "dingcorp2", "zhangsan")
 	assertErr(t, "ProfileRefreshedAt of another corp", err, ErrNotFound)
+}
+
+// assertAppToken checks what the store holds for appKey.
+func assertAppToken(t *testing.T, s Store, appKey, wantCiphertext string, wantExpiresAt time.Time) {
+	t.Helper()
+	ct, exp, err := s.DingTalkAppToken(t.Context(), appKey)
+	if err != nil || string(ct) != wantCiphertext || !exp.Equal(wantExpiresAt) || exp.Location() != time.UTC {
+		t.Errorf("DingTalkAppToken(%q) = %q, %v, %v; want %q, %v in UTC, nil", appKey, ct, exp, err, wantCiphertext, wantExpiresAt)
+	}
+}
+
+func testDingTalkAppToken(t *testing.T, s Store) {
+	ctx := t.Context()
+	put := func(appKey, ciphertext string, expiresAt time.Time) {
+		t.Helper()
+		if err := s.PutDingTalkAppToken(ctx, appKey, []byte(ciphertext), expiresAt); err != nil {
+			t.Fatalf("PutDingTalkAppToken(%q, %q, %v): %v", appKey, ciphertext, expiresAt, err)
+		}
+	}
+	_, _, err := s.DingTalkAppToken(ctx, "app-1")
+	assertErr(t, "DingTalkAppToken of an app never stored", err, ErrNotFound)
+
+	put("app-1", "sealed-1", t0.Add(time.Hour))
+	assertAppToken(t, s, "app-1", "sealed-1", t0.Add(time.Hour))
+
+	tests := []struct {
+		name       string
+		ciphertext string
+		expiresAt  time.Time
+		want       string // what is stored afterwards
+		wantExp    time.Time
+	}{
+		{name: "older expiry does not overwrite", ciphertext: "sealed-old", expiresAt: t0.Add(30 * time.Minute),
+			want: "sealed-1", wantExp: t0.Add(time.Hour)},
+		{name: "equal expiry keeps the stored one", ciphertext: "sealed-same", expiresAt: t0.Add(time.Hour),
+			want: "sealed-1", wantExp: t0.Add(time.Hour)},
+		{name: "equal expiry at stored precision keeps the stored one", ciphertext: "sealed-nanos",
+			expiresAt: t0.Add(time.Hour + 999*time.Nanosecond), want: "sealed-1", wantExp: t0.Add(time.Hour)},
+		{name: "later expiry overwrites", ciphertext: "sealed-2", expiresAt: t0.Add(2 * time.Hour),
+			want: "sealed-2", wantExp: t0.Add(2 * time.Hour)},
+		{name: "a microsecond later overwrites", ciphertext: "sealed-3", expiresAt: t0.Add(2*time.Hour + time.Microsecond),
+			want: "sealed-3", wantExp: t0.Add(2*time.Hour + time.Microsecond)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			put("app-1", tt.ciphertext, tt.expiresAt)
+			assertAppToken(t, s, "app-1", tt.want, tt.wantExp)
+		})
+	}
+
+	t.Run("apps are independent", func(t *testing.T) {
+		put("app-2", "sealed-other", t0.Add(time.Minute))
+		assertAppToken(t, s, "app-2", "sealed-other", t0.Add(time.Minute))
+		assertAppToken(t, s, "app-1", "sealed-3", t0.Add(2*time.Hour+time.Microsecond))
+	})
+	t.Run("an expired token is still returned until DeleteExpired", func(t *testing.T) {
+		put("app-expired", "sealed-expired", t0.Add(-time.Hour))
+		assertAppToken(t, s, "app-expired", "sealed-expired", t0.Add(-time.Hour))
+	})
+	t.Run("copies", func(t *testing.T) {
+		in := []byte("sealed-copy")
+		if err := s.PutDingTalkAppToken(ctx, "app-copy", in, t0); err != nil {
+			t.Fatal(err)
+		}
+		in[0] = 'X'
+		out, _, err := s.DingTalkAppToken(ctx, "app-copy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[0] = 'Y'
+		assertAppToken(t, s, "app-copy", "sealed-copy", t0)
+	})
+}
+
+// testDingTalkAppTokenConcurrent races puts of tokens with different
+// expiries, in no particular order: the latest expiry must end stored,
+// whichever put came last.
+func testDingTalkAppTokenConcurrent(t *testing.T, s Store) {
+	ctx := t.Context()
+	if err := s.PutDingTalkAppToken(ctx, "app-race", []byte("sealed-start"), t0); err != nil {
+		t.Fatal(err)
+	}
+	latest := racers / 2 // not the last goroutine started
+	expiry := func(i int) time.Time {
+		if i == latest {
+			return t0.Add(time.Duration(racers) * time.Minute)
+		}
+		return t0.Add(time.Duration(i%latest+1) * time.Minute)
+	}
+	errs := race(racers, func(i int) error {
+		if err := s.PutDingTalkAppToken(ctx, "app-race", fmt.Appendf(nil, "sealed-%d", i), expiry(i)); err != nil {
+			return err
+		}
+		_, exp, err := s.DingTalkAppToken(ctx, "app-race")
+		if err == nil && exp.Before(expiry(i)) {
+			err = fmt.Errorf("after a put expiring at %v the stored token expires at %v", expiry(i), exp)
+		}
+		return err
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("put %d: %v", i, err)
+		}
+	}
+	assertAppToken(t, s, "app-race", fmt.Sprintf("sealed-%d", latest), expiry(latest))
+}
+
+func testDingTalkAppTokenDeleteExpired(t *testing.T, s Store) {
+	ctx := t.Context()
+	const expired = 5 // more than one batch on Postgres
+	for i := range expired {
+		if err := s.PutDingTalkAppToken(ctx, fmt.Sprintf("app-old-%d", i), []byte("sealed"), t0.Add(-time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutDingTalkAppToken(ctx, "app-edge", []byte("sealed"), t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutDingTalkAppToken(ctx, "app-live", []byte("sealed-live"), t0.Add(time.Microsecond)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteExpired(ctx, t0, time.Hour)
+	if n != expired+1 || err != nil {
+		t.Errorf("DeleteExpired = %d, %v; want %d, nil", n, err, expired+1)
+	}
+	for _, appKey := range []string{"app-old-0", "app-old-4", "app-edge"} {
+		_, _, err := s.DingTalkAppToken(ctx, appKey)
+		assertErr(t, "DingTalkAppToken of "+appKey+" after DeleteExpired", err, ErrNotFound)
+	}
+	assertAppToken(t, s, "app-live", "sealed-live", t0.Add(time.Microsecond))
+
+	// A token put after its row was collected is stored, whatever the
+	// deleted row's expiry was.
+	if err := s.PutDingTalkAppToken(ctx, "app-edge", []byte("sealed-new"), t0.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	assertAppToken(t, s, "app-edge", "sealed-new", t0.Add(-time.Hour))
 }

@@ -59,6 +59,57 @@ type demoApp struct {
 // demo wires the same parts as serve, with the DingTalk simulator in place
 // of DingTalk and (by default) memory in place of Postgres.
 func demo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Logger, stdout io.Writer) error {
+	w, err := newDemo(ctx, addrs, dbURL, logger)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	return w.serve(stdout)
+}
+
+// demoServer is one of the demo's HTTP servers.
+type demoServer struct {
+	name string
+	ln   net.Listener
+	h    http.Handler
+}
+
+// demoWorld is the demo, wired but not yet serving: what newDemo builds
+// and serve runs. Tests reach the simulator and the mapping through it.
+type demoWorld struct {
+	ctx      context.Context // ends when close is called
+	cancel   context.CancelFunc
+	logger   *slog.Logger
+	cfg      *Config
+	fixture  *fake.Fixture
+	sim      *fake.Server
+	accounts mapping.Store
+	apps     []*demoApp
+	servers  []demoServer
+	people   []string
+	postgres bool
+	closers  []func()
+}
+
+// close stops whatever newDemo started: the provider's background work,
+// the database pool and the listeners.
+func (w *demoWorld) close() {
+	w.cancel()
+	for i := len(w.closers) - 1; i >= 0; i-- {
+		w.closers[i]()
+	}
+}
+
+// newDemo listens on addrs and wires the simulator, dingbridge and the
+// sample applications; nothing is served until serve.
+func newDemo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Logger) (_ *demoWorld, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &demoWorld{ctx: ctx, cancel: cancel, logger: logger, postgres: dbURL != ""}
+	defer func() {
+		if err != nil {
+			w.close()
+		}
+	}()
 	lns := map[string]net.Listener{}
 	for _, l := range []struct{ name, addr, flag string }{
 		{"bridge", addrs.bridge, "-listen"}, {"dingtalk", addrs.dingtalk, "-dingtalk-listen"},
@@ -66,9 +117,9 @@ func demo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Logge
 	} {
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			return fmt.Errorf("listen on %s (choose another with %s): %w", l.addr, l.flag, err)
+			return nil, fmt.Errorf("listen on %s (choose another with %s): %w", l.addr, l.flag, err)
 		}
-		defer ln.Close()
+		w.closers = append(w.closers, func() { ln.Close() })
 		lns[l.name] = ln
 	}
 	apps := []*demoApp{
@@ -78,37 +129,41 @@ func demo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Logge
 	for _, app := range apps {
 		app.secret = randomKey()
 	}
+	w.apps = apps
 
 	fixture := fake.DefaultFixture()
+	w.fixture = &fixture
 	dtURL := "http://" + lns["dingtalk"].Addr().String()
 	sim := fake.New(fake.Options{Fixture: &fixture, BaseURL: dtURL, Logger: logger})
+	w.sim = sim
 	cfg := demoConfig("http://"+lns["bridge"].Addr().String(), dtURL, &fixture, apps)
 	if err := cfg.Validate(false); err != nil {
-		return fmt.Errorf("demo configuration: %w", err)
+		return nil, fmt.Errorf("demo configuration: %w", err)
 	}
+	w.cfg = cfg
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	slog.SetDefault(logger) // the OIDC library logs through slog's default logger
 
 	store, accounts, closeDB, err := demoStores(ctx, dbURL)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer closeDB()
+	w.closers = append(w.closers, closeDB)
+	w.accounts = accounts
 	people, err := seedDemo(ctx, accounts, &fixture)
 	if errors.Is(err, mapping.ErrConflict) {
 		people = []string{"(the database already holds the demo's people; keeping them)"}
 	} else if err != nil {
-		return err
+		return nil, err
 	}
-	login, err := dingTalkLogin(cfg, accounts, logger)
+	w.people = people
+	login, err := dingTalkLogin(cfg, accounts, store, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	provider, keysReady, err := startProvider(ctx, cfg, oidcParts{store: store, accounts: accountSource{accounts}, dingtalk: login}, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	bridge := newRouter(logger, func(context.Context) error {
 		if !keysReady() {
@@ -118,11 +173,7 @@ func demo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Logge
 	})
 	mountProvider(bridge, cfg.Issuer, provider)
 
-	servers := []struct {
-		name string
-		ln   net.Listener
-		h    http.Handler
-	}{
+	w.servers = []demoServer{
 		{"DingTalk simulator", lns["dingtalk"], sim},
 		{"dingbridge", lns["bridge"], bridge},
 	}
@@ -131,21 +182,23 @@ func demo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Logge
 		h, err := newSampleApp(sampleAppConfig{Issuer: cfg.Issuer, ClientID: app.clientID, ClientSecret: app.secret,
 			BaseURL: base, Name: app.name, Logger: logger})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		servers = append(servers, struct {
-			name string
-			ln   net.Listener
-			h    http.Handler
-		}{app.name, app.ln, h})
+		w.servers = append(w.servers, demoServer{app.name, app.ln, h})
 		for _, corp := range fixture.Corps {
 			sim.AddWorkbenchApp(corp.ID, app.name, cfg.Issuer+"/workbench/"+app.clientID+"?corpId=$CORPID$")
 		}
 	}
+	return w, nil
+}
 
+// serve runs the demo's servers until close is called or one fails,
+// printing how to use it once the wiring is proven.
+func (w *demoWorld) serve(stdout io.Writer) error {
+	ctx, cancel, logger := w.ctx, w.cancel, w.logger
 	var wg sync.WaitGroup
-	errs := make([]error, len(servers))
-	for i, s := range servers {
+	errs := make([]error, len(w.servers))
+	for i, s := range w.servers {
 		srv := newHTTPServer(s.h, logger)
 		wg.Go(func() {
 			if err := serveUntilDone(ctx, srv, s.ln, logger); err != nil {
@@ -157,13 +210,13 @@ func demo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Logge
 
 	// Prove the wiring before telling anyone to use it: the real DingTalk
 	// client fetches an app token from the simulator for every corp.
-	checks, err := checkCorps(ctx, cfg)
+	checks, err := checkCorps(ctx, w.cfg)
 	if err != nil {
 		cancel()
 		wg.Wait()
 		return err
 	}
-	printDemo(stdout, cfg, &fixture, apps, checks, people, dbURL != "")
+	printDemo(stdout, w.cfg, w.fixture, w.apps, checks, w.people, w.postgres)
 	wg.Wait()
 	return errors.Join(errs...)
 }
@@ -259,7 +312,7 @@ func printDemo(w io.Writer, cfg *Config, fixture *fake.Fixture, apps []*demoApp,
 	fmt.Fprintf(w, "  3. Open the simulated DingTalk workbench %s/fake/workbench?corpId=%s\n", cfg.DingTalk.APIBaseURL, fixture.Corps[0].ID)
 	fmt.Fprintln(w, "     and tap an app: the one-tap (JSAPI) sign-in of the DingTalk workbench.")
 	fmt.Fprintln(w, "  Sign in as 陈静 to see \"not linked yet\" (a request for an administrator is recorded),")
-	fmt.Fprintln(w, "  as 赵六 (left the corp) to see \"disabled\", or as someone of 星河制造集团 for a second corp.")
+	fmt.Fprintln(w, "  as 赵六 (who left the corp) to see \"not a member\", or as someone of 星河制造集团 for a second corp.")
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  dingbridge (OIDC issuer)  %s\n", cfg.Issuer)
 	fmt.Fprintf(w, "    OIDC discovery          %s/.well-known/openid-configuration\n", cfg.Issuer)

@@ -211,9 +211,15 @@ func TestMigrateUpAndStatus(t *testing.T) {
 }
 
 func TestDemoServesBridgeAndSimulator(t *testing.T) {
-	s, base := start(t, []string{"demo", "-listen", "127.0.0.1:0", "-dingtalk-listen", "127.0.0.1:0",
+	// Wait for the last line the demo prints, so the whole report is there.
+	s, _ := start(t, []string{"demo", "-listen", "127.0.0.1:0", "-dingtalk-listen", "127.0.0.1:0",
 		"-app-listen", "127.0.0.1:0", "-app2-listen", "127.0.0.1:0"},
-		regexp.MustCompile(`dingbridge \(OIDC issuer\)\s+(http://\S+)`))
+		regexp.MustCompile(`(Press Ctrl-C) to stop`))
+	bm := regexp.MustCompile(`dingbridge \(OIDC issuer\)\s+(http://\S+)`).FindStringSubmatch(s.out.String())
+	if bm == nil {
+		t.Fatalf("demo output names no issuer:\n%s", s.out)
+	}
+	base := bm[1]
 	if code, body := get(t, base+"/healthz/live"); code != http.StatusOK {
 		t.Errorf("demo GET /healthz/live = %d %v, want 200", code, body)
 	}

@@ -116,24 +116,35 @@ func ensureKeys(ctx context.Context, keys *idp.KeyManager, logger *slog.Logger) 
 
 type decodedSecrets struct {
 	tokenKey    [32]byte
+	appTokenKey [32]byte // encrypts DingTalk app tokens in the store
 	cookieHash  []byte
 	cookieBlock []byte
 }
 
-// decodeSecrets decodes the configured keys. The key that encrypts opaque
-// access tokens is derived from the key-encryption key (HKDF-SHA256), so it
-// is the same on every replica without another secret to manage.
+// decodeSecrets decodes the configured keys. The keys that encrypt opaque
+// access tokens and the shared DingTalk app tokens are derived from the
+// key-encryption key (HKDF-SHA256, one info string each, so that neither key
+// tells anything about the other), so they are the same on every replica
+// without another secret to manage.
 func decodeSecrets(s SecretsConfig) (decodedSecrets, error) {
 	var out decodedSecrets
 	kek, err := base64.StdEncoding.DecodeString(s.KeyEncryptionKey)
 	if err != nil {
 		return out, fmt.Errorf("secrets.key_encryption_key: %w", err)
 	}
-	tk, err := hkdf.Key(sha256.New, kek, nil, "dingbridge opaque access tokens", 32)
-	if err != nil {
-		return out, err
+	for _, k := range []struct {
+		info string
+		key  *[32]byte
+	}{
+		{"dingbridge opaque access tokens", &out.tokenKey},
+		{"dingbridge dingtalk app tokens", &out.appTokenKey},
+	} {
+		derived, err := hkdf.Key(sha256.New, kek, nil, k.info, len(k.key))
+		if err != nil {
+			return out, err
+		}
+		copy(k.key[:], derived)
 	}
-	copy(out.tokenKey[:], tk)
 	if out.cookieHash, err = base64.StdEncoding.DecodeString(s.CookieHashKey); err != nil {
 		return out, fmt.Errorf("secrets.cookie_hash_key: %w", err)
 	}

@@ -79,12 +79,13 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writ
 	// The OIDC library logs through slog's default logger.
 	slog.SetDefault(logger)
 	accounts := mapping.NewPostgres(pool, mapping.Options{})
-	login, err := dingTalkLogin(cfg, accounts, logger)
+	store := idp.NewPostgresStore(pool)
+	login, err := dingTalkLogin(cfg, accounts, store, logger)
 	if err != nil {
 		return err
 	}
 	provider, keysReady, err := startProvider(ctx, cfg, oidcParts{
-		store:    idp.NewPostgresStore(pool),
+		store:    store,
 		accounts: accountSource{accounts},
 		dingtalk: login,
 	}, logger)

@@ -10,9 +10,18 @@ import (
 )
 
 // dingTalkLogin builds the provider's DingTalk sign-in from the
-// configuration: one DingTalk client per corp, and the mapping's resolver
-// with each corp's auto-link and JIT rules.
-func dingTalkLogin(cfg *Config, store mapping.ResolverStore, logger *slog.Logger) (*idp.DingTalkConfig, error) {
+// configuration: one DingTalk client per corp, sharing app tokens with the
+// other replicas through tokens (see appTokenCache), and the mapping's
+// resolver with each corp's auto-link and JIT rules.
+func dingTalkLogin(cfg *Config, store mapping.ResolverStore, tokens idp.Store, logger *slog.Logger) (*idp.DingTalkConfig, error) {
+	secrets, err := decodeSecrets(cfg.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	cache, err := newAppTokenCache(tokens, secrets.appTokenKey, logger)
+	if err != nil {
+		return nil, err
+	}
 	d := cfg.DingTalk
 	login := &idp.DingTalkConfig{
 		LoginBaseURL:      d.LoginBaseURL,
@@ -24,7 +33,9 @@ func dingTalkLogin(cfg *Config, store mapping.ResolverStore, logger *slog.Logger
 	}
 	var rules []mapping.Corp
 	for i, corp := range cfg.Corps {
-		client, err := dingtalk.New(dingtalkConfig(cfg, corp, logger))
+		dc := dingtalkConfig(cfg, corp, logger)
+		dc.TokenCache = cache
+		client, err := dingtalk.New(dc)
 		if err != nil {
 			return nil, fmt.Errorf("corps[%d]: %w", i, err)
 		}
@@ -47,7 +58,9 @@ func dingTalkLogin(cfg *Config, store mapping.ResolverStore, logger *slog.Logger
 	return login, nil
 }
 
-// dingtalkConfig turns one configured corp into a DingTalk client config.
+// dingtalkConfig turns one configured corp into a DingTalk client config,
+// without a shared token cache: dingTalkLogin adds one to the clients that
+// sign people in.
 func dingtalkConfig(cfg *Config, corp CorpConfig, logger *slog.Logger) dingtalk.Config {
 	return dingtalk.Config{
 		APIBaseURL:          cfg.DingTalk.APIBaseURL,
