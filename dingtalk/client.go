@@ -408,6 +408,21 @@ type envelope struct {
 	Message      flexString `json:"message"`
 	NewRequestID flexString `json:"requestid"`
 	Punish       flexString `json:"punish"`
+	// AccessDenied is the new API's detail of a 403 permission error; kept
+	// raw so that an unexpected shape cannot fail the decoding.
+	AccessDenied json.RawMessage `json:"accessdenieddetail"`
+}
+
+// requiredScopes reads accessdenieddetail.requiredScopes: the permissions
+// the app must be granted, e.g. ["Contact.User.Read"].
+func (e envelope) requiredScopes() []string {
+	var d struct {
+		RequiredScopes []string `json:"requiredScopes"`
+	}
+	if len(e.AccessDenied) == 0 || json.Unmarshal(e.AccessDenied, &d) != nil {
+		return nil
+	}
+	return d.RequiredScopes
 }
 
 // decodeResponse classifies a complete body: rate-limit page, HTML, broken
@@ -473,7 +488,8 @@ func (e envelope) apiError(r request, status int, requestID string) *APIError {
 	// The new API reports errors with an HTTP error status; an old-API body
 	// may carry an unrelated "code" field on success.
 	if e.Code != "" && (r.family == newAPI || status >= 400) {
-		return &APIError{Endpoint: r.path, HTTPStatus: status, Code: string(e.Code), Message: string(e.Message), RequestID: requestID}
+		return &APIError{Endpoint: r.path, HTTPStatus: status, Code: string(e.Code), Message: string(e.Message),
+			RequestID: requestID, RequiredScopes: e.requiredScopes()}
 	}
 	return nil
 }

@@ -600,7 +600,7 @@ func checkAPIError(t *testing.T, err error, want APIError) {
 	if !errors.As(err, &got) {
 		t.Fatalf("error = %v (%T), want *APIError", err, err)
 	}
-	if *got != want {
+	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("APIError = %+v, want %+v", *got, want)
 	}
 }

@@ -55,12 +55,20 @@ type APIError struct {
 	Message string
 	// RequestID is DingTalk's request id, for support tickets and audit.
 	RequestID string
+	// RequiredScopes are the permissions a 403 permission error says the
+	// app lacks (accessdenieddetail.requiredScopes), e.g. Contact.User.Read:
+	// what an administrator must grant in the developer console.
+	RequiredScopes []string
 }
 
 // Error describes the failure without any request parameters.
 func (e *APIError) Error() string {
-	return fmt.Sprintf("dingtalk %s: error %s: %s (http %d, request_id %q)",
+	s := fmt.Sprintf("dingtalk %s: error %s: %s (http %d, request_id %q)",
 		e.Endpoint, e.Code, e.Message, e.HTTPStatus, e.RequestID)
+	if len(e.RequiredScopes) > 0 {
+		s += fmt.Sprintf(" requires %v", e.RequiredScopes)
+	}
+	return s
 }
 
 // Is reports whether target is the sentinel error e.Code maps to.

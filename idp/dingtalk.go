@@ -552,6 +552,10 @@ func (d *dingTalkLogin) upstreamFailed(w http.ResponseWriter, r *http.Request, c
 		detail := ""
 		if errors.As(err, &apiErr) {
 			detail = fmt.Sprintf("[DingTalk %s: %s]", apiErr.Code, truncate(apiErr.Message, 200))
+			if len(apiErr.RequiredScopes) > 0 {
+				// What to grant, named as the developer console names it.
+				detail = fmt.Sprintf("[%s] %s", strings.Join(apiErr.RequiredScopes, ", "), detail)
+			}
 		}
 		d.p.pages.error(w, r, http.StatusBadGateway, msgLacksPermission.with("{detail}", detail))
 	case errors.Is(err, dingtalk.ErrInvalidCode):

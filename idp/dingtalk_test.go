@@ -539,6 +539,8 @@ func TestDingTalkRefusals(t *testing.T) {
 		{name: "BAD-62 user of the other corp", corp: fake.DemoCorp2ID, user: "liuyang", status: http.StatusForbidden, says: "Not a member of 示例科技有限公司"},
 		{name: "app lacks a permission", setup: func(d *dtEnv) { d.sim.InjectFault(fake.EndpointUser, fake.Fault{Errcode: 60011}) },
 			corp: fake.DemoCorpID, user: "zhangsan", status: http.StatusBadGateway, says: "lacks a permission"},
+		{name: "app lacks Contact.User.Read: the page names it", setup: func(d *dtEnv) { d.sim.SetDeniedScopes(fake.DemoAppKey, "Contact.User.Read") },
+			corp: fake.DemoCorpID, user: "zhangsan", status: http.StatusBadGateway, says: "Contact.User.Read"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

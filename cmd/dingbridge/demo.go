@@ -83,6 +83,7 @@ type demoWorld struct {
 	cfg      *Config
 	fixture  *fake.Fixture
 	sim      *fake.Server
+	store    idp.Store // the provider's state
 	accounts mapping.Store
 	apps     []*demoApp
 	servers  []demoServer
@@ -149,7 +150,7 @@ func newDemo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Lo
 		return nil, err
 	}
 	w.closers = append(w.closers, closeDB)
-	w.accounts = accounts
+	w.store, w.accounts = store, accounts
 	people, err := seedDemo(ctx, accounts, &fixture)
 	if errors.Is(err, mapping.ErrConflict) {
 		people = []string{"(the database already holds the demo's people; keeping them)"}

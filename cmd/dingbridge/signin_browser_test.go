@@ -561,3 +561,29 @@ func TestBrowserSignInLegacySNS(t *testing.T) {
 		t.Errorf("sns/getuserinfo_bycode called %d times, want 1", n)
 	}
 }
+
+// TestBrowserSignInExpiredCallback (BAD-59): a person who leaves the
+// DingTalk page open past the upstream transaction's 10 minutes and then
+// scans finds the state gone (the clean-up job, run here as if 11 minutes
+// had passed, has removed it) and gets the start-again page, with no
+// DingTalk call and no code for the app.
+func TestBrowserSignInExpiredCallback(t *testing.T) {
+	w := startSigninDemo(t)
+	ctx := newBrowser(t)
+	w.startSignIn(t, ctx, w.wikiURL, fake.DemoCorpID)
+	var href string
+	var ok bool
+	browse(t, ctx, "QR page", chromedp.WaitVisible(w.selWebLink(), chromedp.ByQuery),
+		chromedp.AttributeValue(w.selWebLink(), "href", &href, &ok, chromedp.ByQuery))
+	if _, err := w.store.DeleteExpired(t.Context(), time.Now().Add(11*time.Minute), 0); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := w.calls(dingTalkAPIEndpoints, nil)
+	browse(t, ctx, "the DingTalk page, 11 minutes later", chromedp.Navigate(href),
+		chromedp.WaitVisible(selPerson("zhangsan"), chromedp.ByQuery))
+	browse(t, ctx, "pick zhangsan", chromedp.Click(selPerson("zhangsan"), chromedp.ByQuery))
+	w.wantPage(t, ctx, "expired", msgTitles("登录链接已失效", "This sign-in link has expired")...)
+	if after, which := w.calls(dingTalkAPIEndpoints, nil); after != before {
+		t.Errorf("an expired callback made %d DingTalk calls (%s), want 0", after-before, which)
+	}
+}

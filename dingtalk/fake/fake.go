@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	texttemplate "text/template"
@@ -348,4 +349,14 @@ func (s *Server) handleUnknownNewAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-acs-request-id", id)
 	writeNewError(w, r, http.StatusNotFound, "InvalidAction.NotFound",
 		"Specified api is not found, please check your url and method.")
+}
+
+// SetDeniedScopes makes the app lack the given permissions (e.g.
+// "Contact.User.Read"), as if an administrator had not granted them.
+func (s *Server) SetDeniedScopes(appKey string, scopes ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, app := s.fixture.app(appKey); app != nil {
+		app.DeniedScopes = slices.Clone(scopes)
+	}
 }

@@ -219,7 +219,16 @@ func checkNewError(t *testing.T, r response, status int, code string) {
 		t.Errorf("status = %d, want %d (body %s)", r.status, status, r.body)
 	}
 	m := r.json(t)
-	checkShape(t, m, map[string]string{"code": "string", "message": "string", "requestid": "string"})
+	shape := map[string]string{"code": "string", "message": "string", "requestid": "string"}
+	if code == "Forbidden.AccessDenied.AccessTokenPermissionDenied" {
+		// DingTalk's permission error also names what is missing.
+		shape["accessdenieddetail"] = "object"
+		scopes, _ := m["accessdenieddetail"].(map[string]any)["requiredScopes"].([]any)
+		if len(scopes) == 0 {
+			t.Errorf("accessdenieddetail.requiredScopes is empty in %v", m)
+		}
+	}
+	checkShape(t, m, shape)
 	if m["code"] != code {
 		t.Errorf("code = %v, want %s", m["code"], code)
 	}

@@ -44,6 +44,11 @@ type App struct {
 	// RedirectHosts lists the host names (port ignored) allowed in
 	// redirect_uri; empty allows any host.
 	RedirectHosts []string
+
+	// DeniedScopes are permissions the app has not been granted, e.g.
+	// "Contact.User.Read": calls that need them answer 403
+	// AccessTokenPermissionDenied naming them in requiredScopes.
+	DeniedScopes []string
 }
 
 // LogValue keeps the app's secrets out of logs.

@@ -3,6 +3,7 @@ package fake
 import (
 	"crypto/subtle"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -137,6 +138,9 @@ func (s *Server) pruneUserTokensLocked(now time.Time) {
 	}
 }
 
+// scopeContactUserRead is the permission users/me needs (个人权限).
+const scopeContactUserRead = "Contact.User.Read"
+
 // handleContactUser is L3: GET /v1.0/contact/users/{unionId|me}.
 func (s *Server) handleContactUser(w http.ResponseWriter, r *http.Request) {
 	// Only the header counts; Authorization: Bearer and ?access_token= are
@@ -153,14 +157,17 @@ func (s *Server) handleContactUser(w http.ResponseWriter, r *http.Request) {
 	t := s.userTokens[tok]
 	if t == nil || !s.now().Before(t.expires) {
 		if _, _, state := s.checkAppTokenLocked(tok); state == tokenValid {
-			writeNewError(w, r, http.StatusForbidden, "Forbidden.AccessDenied.AccessTokenPermissionDenied",
-				"没有调用该接口的权限，接口权限申请参考：https://open.dingtalk.com/document/orgapp-server/add-api-permission")
+			writePermissionDenied(w, r, scopeContactUserRead)
 			return
 		}
 		writeNewError(w, r, http.StatusBadRequest, "InvalidAuthentication", msgInvalidToken)
 		return
 	}
 
+	if _, app := s.fixture.app(t.clientID); app != nil && slices.Contains(app.DeniedScopes, scopeContactUserRead) {
+		writePermissionDenied(w, r, scopeContactUserRead)
+		return
+	}
 	unionID := r.PathValue("unionId")
 	if unionID == "me" {
 		unionID = t.unionID

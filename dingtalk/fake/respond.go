@@ -117,3 +117,14 @@ func writeGatewayError(w http.ResponseWriter, r *http.Request, subcode int) {
 func writeNewError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
 	writeJSON(w, status, map[string]any{"code": code, "message": msg, "requestid": requestID(r)})
 }
+
+// writePermissionDenied is the new API's 403 for a permission the app
+// lacks, with the detail DingTalk sends (accessdenieddetail.requiredScopes).
+func writePermissionDenied(w http.ResponseWriter, r *http.Request, scopes ...string) {
+	writeJSON(w, http.StatusForbidden, map[string]any{
+		"code":               "Forbidden.AccessDenied.AccessTokenPermissionDenied",
+		"message":            "没有调用该接口的权限，接口权限申请参考：https://open.dingtalk.com/document/orgapp-server/add-api-permission",
+		"requestid":          requestID(r),
+		"accessdenieddetail": map[string]any{"requiredScopes": scopes},
+	})
+}
