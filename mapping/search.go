@@ -176,6 +176,24 @@ func (q textQuery) matchesAccount(a Account) bool {
 }
 
 // pageLimit applies the default and the bounds to a requested page size.
+// parseQuery validates a search request: its text, its page size, and its
+// cursor of cursorParts values.
+func parseQuery(q Query, cursorParts int) (textQuery, int, []string, error) {
+	tq, err := prepareText(q.Text)
+	if err != nil {
+		return textQuery{}, 0, nil, err
+	}
+	limit, err := pageLimit(q.Limit)
+	if err != nil {
+		return textQuery{}, 0, nil, err
+	}
+	after, err := decodeCursor(q.After, cursorParts)
+	if err != nil {
+		return textQuery{}, 0, nil, err
+	}
+	return tq, limit, after, nil
+}
+
 func pageLimit(n int) (int, error) {
 	switch {
 	case n == 0:

@@ -399,15 +399,7 @@ func (c *core) DeleteAccount(ctx context.Context, m Meta, id string, version int
 
 // SearchAccounts implements Store.
 func (c *core) SearchAccounts(ctx context.Context, q Query) (AccountPage, error) {
-	tq, err := prepareText(q.Text)
-	if err != nil {
-		return AccountPage{}, err
-	}
-	limit, err := pageLimit(q.Limit)
-	if err != nil {
-		return AccountPage{}, err
-	}
-	after, err := decodeCursor(q.After, 1)
+	tq, limit, after, err := parseQuery(q, 1)
 	if err != nil {
 		return AccountPage{}, err
 	}
@@ -778,15 +770,7 @@ func (c *core) SetBindingDisabled(ctx context.Context, m Meta, k Key, disabled b
 
 // Search implements Store.
 func (c *core) Search(ctx context.Context, q Query) (SearchPage, error) {
-	tq, err := prepareText(q.Text)
-	if err != nil {
-		return SearchPage{}, err
-	}
-	limit, err := pageLimit(q.Limit)
-	if err != nil {
-		return SearchPage{}, err
-	}
-	after, err := decodeCursor(q.After, 2)
+	tq, limit, after, err := parseQuery(q, 2)
 	if err != nil {
 		return SearchPage{}, err
 	}
