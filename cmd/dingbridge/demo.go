@@ -13,7 +13,6 @@ import (
 	"sync"
 	"text/tabwriter"
 
-	"github.com/dingbridge/dingbridge/dingtalk"
 	"github.com/dingbridge/dingbridge/dingtalk/fake"
 	"github.com/dingbridge/dingbridge/idp"
 	"github.com/dingbridge/dingbridge/mapping"
@@ -83,7 +82,8 @@ type demoWorld struct {
 	cfg      *Config
 	fixture  *fake.Fixture
 	sim      *fake.Server
-	store    idp.Store // the provider's state
+	store    idp.Store           // the provider's state
+	login    *idp.DingTalkConfig // the sign-in, with the DingTalk clients it uses
 	accounts mapping.Store
 	apps     []*demoApp
 	servers  []demoServer
@@ -159,6 +159,7 @@ func newDemo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Lo
 	}
 	w.people = people
 	login, err := dingTalkLogin(cfg, accounts, store, logger)
+	w.login = login
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +212,7 @@ func (w *demoWorld) serve(stdout io.Writer) error {
 
 	// Prove the wiring before telling anyone to use it: the real DingTalk
 	// client fetches an app token from the simulator for every corp.
-	checks, err := checkCorps(ctx, w.cfg)
+	checks, err := checkCorps(ctx, w.cfg, w.login)
 	if err != nil {
 		cancel()
 		wg.Wait()
@@ -283,19 +284,22 @@ func demoConfig(issuer, dtURL string, fixture *fake.Fixture, apps []*demoApp) *C
 	return cfg
 }
 
-// checkCorps fetches an app token for every configured corp and reports which
-// succeeded; any failure is an error.
-func checkCorps(ctx context.Context, cfg *Config) ([]string, error) {
+// checkCorps has each DingTalk client the sign-in uses fetch an app token
+// (which also warms the shared token cache) and reports which succeeded;
+// any failure is an error.
+func checkCorps(ctx context.Context, cfg *Config, login *idp.DingTalkConfig) ([]string, error) {
 	var out []string
-	for _, corp := range cfg.Corps {
-		c, err := dingtalk.New(dingtalkConfig(cfg, corp, slog.New(slog.DiscardHandler)))
-		if err != nil {
-			return nil, fmt.Errorf("corp %s: %w", corp.ID, err)
+	for i, corp := range login.Corps {
+		c, ok := corp.Client.(interface {
+			AppToken(context.Context) (string, error)
+		})
+		if !ok {
+			return nil, fmt.Errorf("corp %s: the DingTalk client cannot fetch app tokens", corp.ID)
 		}
 		if _, err := c.AppToken(ctx); err != nil {
 			return nil, fmt.Errorf("corp %s: app token from the simulator: %w", corp.ID, err)
 		}
-		out = append(out, fmt.Sprintf("%s (%s): app %s, app token OK", corp.Name, corp.ID, corp.AppKey))
+		out = append(out, fmt.Sprintf("%s (%s): app %s, app token OK", corp.Name, corp.ID, cfg.Corps[i].AppKey))
 	}
 	return out, nil
 }

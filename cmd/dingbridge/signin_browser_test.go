@@ -287,8 +287,10 @@ func TestBrowserSignInCannotScanLink(t *testing.T) {
 	n, which := w.calls(dingTalkAPIEndpoints, appTokenEndpoints)
 	all, allWhich := w.calls(dingTalkAPIEndpoints, nil)
 	t.Logf("first web sign-in: %d DingTalk calls besides the app token (%d with it: %s)", n, all, allWhich)
-	if n > 3 {
-		t.Errorf("first web sign-in of a linked person made %d DingTalk calls besides the app token (%s), want ≤ 3", n, which)
+	// The demo's start-up check fetched the app token through the very
+	// clients the sign-in uses, so it is cached: ≤ 3 calls in all.
+	if all > 3 {
+		t.Errorf("first web sign-in of a linked person made %d DingTalk calls (%s), want ≤ 3 with the app token cached (%d besides it: %s)", all, allWhich, n, which)
 	}
 }
 
