@@ -5,6 +5,10 @@
 // all data; it must not know how OpenID Connect tokens are made and never
 // imports package idp.
 //
-// The admin console arrives with its own issue; until then this package
-// holds only this description.
+// This first increment has sign-in (an OpenID Connect client of dingbridge
+// with PKCE, state and nonce; administrators by group or username), the
+// overview, accounts, identities and pending requests. Every change is a
+// POST carrying the session's CSRF token, behind http.CrossOriginProtection,
+// and passes a mapping.Meta so the audit row names the administrator, the
+// client IP and the request id.
 package web

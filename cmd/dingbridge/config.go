@@ -32,7 +32,20 @@ type Config struct {
 	DingTalk DingTalkConfig `yaml:"dingtalk"`
 	Corps    []CorpConfig   `yaml:"corps"`
 	Clients  []ClientConfig `yaml:"clients"`
+	Admin    AdminConfig    `yaml:"admin"`
 }
+
+// AdminConfig configures the admin console at issuer + "/admin". It is on
+// when Groups or Usernames name someone.
+type AdminConfig struct {
+	Groups          []string      `yaml:"groups"`
+	Usernames       []string      `yaml:"usernames"`
+	SessionIdle     time.Duration `yaml:"session_idle"`
+	SessionAbsolute time.Duration `yaml:"session_absolute"`
+}
+
+// Enabled reports whether anyone can be an administrator.
+func (a AdminConfig) Enabled() bool { return len(a.Groups) > 0 || len(a.Usernames) > 0 }
 
 // LogConfig chooses the log level and format.
 type LogConfig struct {
@@ -267,6 +280,8 @@ func (c *Config) applyDefaults() {
 	setDefault(&o.KeyRetireAfter, 24*time.Hour)
 	setDefault(&o.CleanupInterval, 5*time.Minute)
 	setDefault(&o.CleanupRetention, time.Hour)
+	setDefault(&c.Admin.SessionIdle, 30*time.Minute)
+	setDefault(&c.Admin.SessionAbsolute, 8*time.Hour)
 	for i := range c.Clients {
 		cl := &c.Clients[i]
 		if len(cl.Scopes) == 0 {
@@ -322,6 +337,23 @@ func (c *Config) Validate(needDatabase bool) error {
 		{"oidc.cleanup_retention", o.CleanupRetention, 0, 30 * 24 * time.Hour},
 	} {
 		p.duration(d.key, d.v, d.min, d.max)
+	}
+
+	a := c.Admin
+	p.duration("admin.session_idle", a.SessionIdle, time.Minute, 24*time.Hour)
+	p.duration("admin.session_absolute", a.SessionAbsolute, time.Minute, 7*24*time.Hour)
+	if a.SessionAbsolute < a.SessionIdle {
+		p.add("admin.session_absolute", "must not be shorter than admin.session_idle (%s)", a.SessionIdle)
+	}
+	for i, g := range a.Groups {
+		if strings.TrimSpace(g) == "" {
+			p.add(fmt.Sprintf("admin.groups[%d]", i), "must not be empty")
+		}
+	}
+	for i, u := range a.Usernames {
+		if strings.TrimSpace(u) == "" {
+			p.add(fmt.Sprintf("admin.usernames[%d]", i), "must not be empty")
+		}
 	}
 
 	d := c.DingTalk
@@ -391,6 +423,9 @@ func (c *Config) Validate(needDatabase bool) error {
 			p.add(k+".id", "%q is configured twice", cl.ID)
 		}
 		clientIDs[cl.ID] = true
+		if cl.ID == adminClientID && c.Admin.Enabled() {
+			p.add(k+".id", "%q is the admin console's own client; choose another id", cl.ID)
+		}
 		switch {
 		case cl.Public && cl.Secret != "":
 			p.add(k+".secret", "must be empty for a public client (public clients use PKCE instead)")

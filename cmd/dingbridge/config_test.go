@@ -111,6 +111,8 @@ func TestParseConfigDefaults(t *testing.T) {
 		{"oidc.session_lifetime", cfg.OIDC.SessionLifetime.String(), "12h0m0s"},
 		{"oidc.key_rotation_period", cfg.OIDC.KeyRotationPeriod.String(), "720h0m0s"},
 		{"oidc.key_retire_after", cfg.OIDC.KeyRetireAfter.String(), "24h0m0s"},
+		{"admin.session_idle", cfg.Admin.SessionIdle.String(), "30m0s"},
+		{"admin.session_absolute", cfg.Admin.SessionAbsolute.String(), "8h0m0s"},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -168,6 +170,9 @@ func TestValidateNamesEachProblemByKey(t *testing.T) {
 		{"issuer query", [2]string{"https://sso.example.com", "https://sso.example.com?x=1"}, "issuer: must not contain a query"},
 		{"issuer relative", [2]string{"https://sso.example.com", "/sso"}, "issuer: must be an absolute URL"},
 		{"listen", [2]string{"issuer:", "listen: \"8080\"\nissuer:"}, "listen: must be host:port"},
+		{"admin idle", [2]string{"issuer:", "admin: {groups: [admins], session_idle: 10s}\nissuer:"}, "admin.session_idle: must be between"},
+		{"admin absolute before idle", [2]string{"issuer:", "admin: {groups: [admins], session_idle: 2h, session_absolute: 1h}\nissuer:"}, "admin.session_absolute: must not be shorter than admin.session_idle"},
+		{"admin empty group", [2]string{"issuer:", "admin: {groups: [\"\"]}\nissuer:"}, "admin.groups[0]: must not be empty"},
 		{"log level", [2]string{"issuer:", "log: {level: loud}\nissuer:"}, "log.level: must be one of"},
 		{"log format", [2]string{"issuer:", "log: {format: xml}\nissuer:"}, "log.format: must be json or text"},
 		{"database url", [2]string{`database: {url: "postgres://localhost/db"}`, ""}, "database.url: is required"},
@@ -289,5 +294,22 @@ func TestValidateTokensMustNotOutliveTheirSigningKey(t *testing.T) {
 	want := "clients[0]: token lifetimes must not exceed oidc.key_retire_after"
 	if err := cfg.Validate(true); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Validate() = %v, want %q", err, want)
+	}
+}
+
+func TestValidateReservesTheAdminClientID(t *testing.T) {
+	raw := strings.Replace(minimal(), "  - id: app", "  - id: "+adminClientID, 1)
+	for _, tt := range []struct {
+		admin string
+		want  bool
+	}{{"", false}, {"admin: {usernames: [root]}\n", true}} {
+		cfg, err := ParseConfig([]byte(tt.admin+raw), noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = cfg.Validate(true)
+		if got := err != nil && strings.Contains(err.Error(), "is the admin console's own client"); got != tt.want {
+			t.Errorf("admin %q: Validate() = %v, want the reserved-id error: %v", tt.admin, err, tt.want)
+		}
 	}
 }

@@ -174,6 +174,9 @@ func newDemo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Lo
 		return nil
 	})
 	mountProvider(bridge, cfg.Issuer, provider)
+	if err := mountAdmin(bridge, cfg, accounts, logger); err != nil {
+		return nil, err
+	}
 
 	w.servers = []demoServer{
 		{"DingTalk simulator", lns["dingtalk"], sim},
@@ -259,6 +262,8 @@ func demoConfig(issuer, dtURL string, fixture *fake.Fixture, apps []*demoApp) *C
 			JSAPIScriptURL: dtURL + "/fake/jsapi.js",
 			QRScriptURL:    dtURL + "/fake/ddlogin.js",
 		},
+		// 张三 is in the seed's admins group.
+		Admin: AdminConfig{Groups: []string{"admins"}},
 	}
 	for _, corp := range fixture.Corps {
 		if len(corp.Apps) == 0 {
@@ -318,11 +323,13 @@ func printDemo(w io.Writer, cfg *Config, fixture *fake.Fixture, apps []*demoApp,
 	fmt.Fprintln(w, "     and tap an app: the one-tap (JSAPI) sign-in of the DingTalk workbench.")
 	fmt.Fprintln(w, "  Sign in as 陈静 to see \"not linked yet\" (a request for an administrator is recorded),")
 	fmt.Fprintln(w, "  as 赵六 (who left the corp) to see \"not a member\", or as someone of 星河制造集团 for a second corp.")
+	fmt.Fprintf(w, "  4. Open the admin console %s%s/ and sign in as 张三 (group admins): approve 陈静's request.\n", cfg.Issuer, adminPath)
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  dingbridge (OIDC issuer)  %s\n", cfg.Issuer)
 	fmt.Fprintf(w, "    OIDC discovery          %s/.well-known/openid-configuration\n", cfg.Issuer)
 	fmt.Fprintf(w, "    liveness                %s/healthz/live\n", cfg.Issuer)
 	fmt.Fprintf(w, "    readiness               %s/healthz/ready\n", cfg.Issuer)
+	fmt.Fprintf(w, "    admin console           %s%s/\n", cfg.Issuer, adminPath)
 	fmt.Fprintf(w, "  DingTalk simulator        %s/fake/\n", cfg.DingTalk.APIBaseURL)
 	fmt.Fprintf(w, "    JSAPI shim              %s\n", cfg.DingTalk.JSAPIScriptURL)
 	for _, app := range apps {

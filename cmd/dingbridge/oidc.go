@@ -62,9 +62,13 @@ func startProvider(ctx context.Context, cfg *Config, parts oidcParts, logger *sl
 	if err != nil {
 		return nil, nil, err
 	}
+	clients, err := providerClients(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	p, err = idp.New(idp.Config{
 		Issuer:          cfg.Issuer,
-		Clients:         idpClients(cfg.Clients),
+		Clients:         idpClients(clients),
 		Store:           parts.store,
 		Keys:            keys,
 		Accounts:        parts.accounts,

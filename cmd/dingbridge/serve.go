@@ -106,6 +106,9 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writ
 		return err
 	}
 	mountProvider(r, cfg.Issuer, provider)
+	if err := mountAdmin(r, cfg, accounts, logger); err != nil {
+		return err
+	}
 	return listenAndServe(ctx, cfg.Listen, r, logger, stdout)
 }
 

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/dingbridge/dingbridge/mapping"
+	"github.com/dingbridge/dingbridge/web"
+)
+
+// The admin console is an OpenID Connect client of dingbridge itself: its
+// administrators sign in with DingTalk like everyone else.
+const (
+	adminClientID = "dingbridge-admin"
+	adminPath     = "/admin"
+)
+
+// adminKey derives one of the console's keys from the key-encryption key
+// (HKDF-SHA256), so every replica has it without another secret to manage.
+func adminKey(cfg *Config, info string) ([]byte, error) {
+	kek, err := base64.StdEncoding.DecodeString(cfg.Secrets.KeyEncryptionKey)
+	if err != nil {
+		return nil, fmt.Errorf("secrets.key_encryption_key: %w", err)
+	}
+	return hkdf.Key(sha256.New, kek, nil, info, 32)
+}
+
+// adminClient is the console's client registration, added to the
+// provider's clients when the console is on.
+func adminClient(cfg *Config) (ClientConfig, error) {
+	secret, err := adminKey(cfg, "dingbridge admin console client secret")
+	if err != nil {
+		return ClientConfig{}, err
+	}
+	c := ClientConfig{
+		ID: adminClientID, Name: "dingbridge 管理后台 Admin console",
+		Secret:       base64.RawURLEncoding.EncodeToString(secret),
+		RedirectURIs: []string{cfg.Issuer + adminPath + "/callback"},
+		Scopes:       []string{"openid", "profile", "groups"},
+	}
+	c.IDTokenSigningAlg, c.AccessTokenFormat = "RS256", "opaque"
+	return c, nil
+}
+
+// providerClients are the configured clients plus, when the console is on,
+// the console's own.
+func providerClients(cfg *Config) ([]ClientConfig, error) {
+	if !cfg.Admin.Enabled() {
+		return cfg.Clients, nil
+	}
+	ac, err := adminClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ac.IDTokenLifetime, ac.AccessTokenLifetime = cfg.Admin.SessionIdle, cfg.Admin.SessionIdle
+	ac.RefreshTokenLifetime, ac.RefreshTokenAbsoluteLifetime = cfg.Admin.SessionIdle, cfg.Admin.SessionAbsolute
+	return append(append([]ClientConfig(nil), cfg.Clients...), ac), nil
+}
+
+// mountAdmin serves the console at issuer + "/admin" on r, reaching the
+// provider through r itself.
+func mountAdmin(r chi.Router, cfg *Config, store mapping.Store, logger *slog.Logger) error {
+	if !cfg.Admin.Enabled() {
+		logger.Info("admin console off: admin.groups and admin.usernames are empty")
+		return nil
+	}
+	ac, err := adminClient(cfg)
+	if err != nil {
+		return err
+	}
+	hashKey, err := adminKey(cfg, "dingbridge admin console cookie hash")
+	if err != nil {
+		return err
+	}
+	blockKey, err := adminKey(cfg, "dingbridge admin console cookie block")
+	if err != nil {
+		return err
+	}
+	issuer, err := url.Parse(cfg.Issuer)
+	if err != nil {
+		return fmt.Errorf("issuer: %w", err)
+	}
+	s, err := web.New(web.Config{
+		Issuer: cfg.Issuer, ClientID: ac.ID, ClientSecret: ac.Secret,
+		BaseURL:        cfg.Issuer + adminPath,
+		HTTPClient:     &http.Client{Transport: inProcess{host: issuer.Host, h: r, next: http.DefaultTransport}},
+		Store:          store,
+		AdminGroups:    cfg.Admin.Groups,
+		AdminUsernames: cfg.Admin.Usernames,
+		CookieHashKey:  hashKey, CookieBlockKey: blockKey,
+		Secure:          issuer.Scheme == "https",
+		IdleTimeout:     cfg.Admin.SessionIdle,
+		AbsoluteTimeout: cfg.Admin.SessionAbsolute,
+		Logger:          logger,
+	})
+	if err != nil {
+		return err
+	}
+	r.Mount(strings.TrimRight(issuer.Path, "/")+adminPath, s.Routes())
+	return nil
+}
+
+// inProcess serves requests for the issuer's host with the router itself:
+// the console's discovery, token and key requests never leave the process,
+// so they work behind any proxy or split-horizon DNS.
+type inProcess struct {
+	host string
+	h    http.Handler
+	next http.RoundTripper
+}
+
+func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Host != t.host {
+		return t.next.RoundTrip(req)
+	}
+	// A fresh context: the caller's carries the routing state of the
+	// console's own request, which the router must not reuse. Cancellation
+	// still flows through.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer context.AfterFunc(req.Context(), cancel)()
+	in := req.Clone(ctx)
+	in.RequestURI = req.URL.RequestURI()
+	in.RemoteAddr = "127.0.0.1:0"
+	in.Host = req.URL.Host
+	if in.Body == nil {
+		in.Body = http.NoBody
+	}
+	w := &bufferedResponse{header: http.Header{}}
+	t.h.ServeHTTP(w, in)
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return &http.Response{
+		Status: fmt.Sprintf("%d %s", w.status, http.StatusText(w.status)), StatusCode: w.status,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: w.header, Body: io.NopCloser(bytes.NewReader(w.body.Bytes())),
+		ContentLength: int64(w.body.Len()), Request: req,
+	}, nil
+}
+
+// bufferedResponse collects a response in memory.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *bufferedResponse) Header() http.Header { return w.header }
+
+func (w *bufferedResponse) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+
+func (w *bufferedResponse) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.body.Write(b)
+}
