@@ -37,6 +37,7 @@ Usage:
   dingbridge demo    [-listen addr] [-dingtalk-listen addr]
                                              run everything on this machine, in memory,
                                              with a simulated DingTalk
+  dingbridge bench   [-demo] [-scenario s] [-c n] [-d duration]  load-test sign-ins
   dingbridge version                         print the version
 
 The configuration file is -config or $DINGBRIDGE_CONFIG; config.example.yaml
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runKeys(ctx, rest, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, rest, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
 	case "mapping":
 		return runMapping(ctx, rest, stdout, stderr)
 	case "version":

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"strings"
+	"testing"
+
+	"github.com/dingbridge/dingbridge/migrations/pgtest"
+)
+
+// benchRun runs dingbridge bench with args and -json, and returns the report.
+func benchRun(t *testing.T, args ...string) benchReport {
+	t.Helper()
+	var stdout, stderr lockedBuffer
+	if code := run(t.Context(), append([]string{"bench", "-json"}, args...), &stdout, &stderr); code != exitOK {
+		t.Fatalf("dingbridge bench %s exited %d:\n%s", strings.Join(args, " "), code, stderr.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal([]byte(stdout.String()), &rep); err != nil {
+		t.Fatalf("bench -json output does not parse: %v\n%s", err, stdout.String())
+	}
+	return rep
+}
+
+func checkBenchReport(t *testing.T, rep benchReport, steps ...string) {
+	t.Helper()
+	if rep.Completed == 0 || rep.Errors != 0 || rep.PerSecond <= 0 {
+		t.Errorf("%s: %d completed, %d errors (%v), %.1f/s; want >0 completed and no errors",
+			rep.Scenario, rep.Completed, rep.Errors, rep.ErrorKinds, rep.PerSecond)
+	}
+	if rep.Latency.P50 <= 0 || rep.Latency.Max < rep.Latency.P99 || rep.Latency.P99 < rep.Latency.P50 {
+		t.Errorf("%s: latency %+v is not ordered", rep.Scenario, rep.Latency)
+	}
+	have := map[string]bool{}
+	for _, s := range rep.Steps {
+		have[s.Step] = true
+	}
+	for _, s := range steps {
+		if !have[s] {
+			t.Errorf("%s: no step %q in %+v", rep.Scenario, s, rep.Steps)
+		}
+	}
+}
+
+func TestBenchDemoFreshSignIns(t *testing.T) {
+	rep := benchRun(t, "-demo", "-d", "1s", "-c", "4", "-dingtalk-rate-limit", "1000")
+	checkBenchReport(t, rep, "authorize", "login", "upstream", "callback", "token", "verify")
+	p := rep.Process
+	if p == nil || p.CPUSeconds <= 0 || p.PeakRSSMB <= 0 {
+		t.Fatalf("process figures missing: %+v", p)
+	}
+	// Each fresh sign-in asks DingTalk for the user's token and profile.
+	if p.DingTalkCallsPer < 1.5 || p.DingTalkCallsPer > 4 {
+		t.Errorf("DingTalk calls per sign-in = %.2f (%v), want about 2", p.DingTalkCallsPer, p.DingTalkEndpoints)
+	}
+}
+
+func TestBenchDemoOtherScenarios(t *testing.T) {
+	for _, sc := range []struct {
+		name  string
+		steps []string
+	}{
+		{scenarioSSO, []string{"authorize", "token", "verify"}},
+		{scenarioRefresh, []string{"refresh"}},
+		{scenarioJWKS, []string{"jwks"}},
+		{scenarioDiscovery, []string{"discovery"}},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			rep := benchRun(t, "-demo", "-scenario", sc.name, "-d", "300ms", "-c", "2")
+			checkBenchReport(t, rep, sc.steps...)
+			if sc.name == scenarioSSO {
+				// The session is present: DingTalk is not asked again.
+				for _, s := range rep.Steps {
+					if s.Step == "upstream" {
+						t.Errorf("sso sign-ins went to DingTalk %d times", s.Count)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestBenchDemoWithPostgres(t *testing.T) {
+	rep := benchRun(t, "-demo", "-database-url", pgtest.NewDatabaseURL(t), "-d", "500ms", "-c", "2", "-dingtalk-rate-limit", "1000")
+	checkBenchReport(t, rep, "callback", "token")
+	if rep.Storage != "postgres" {
+		t.Errorf("storage = %q, want postgres", rep.Storage)
+	}
+}
+
+func TestBenchRejectsBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-scenario", "nope", "-demo"},
+		{"-c", "0", "-demo"},
+		{"-issuer", "http://127.0.0.1:1"},          // no client
+		{"-database-url", "postgres://x/y"},        // needs -demo
+		{"-demo", "-issuer", "http://127.0.0.1:1"}, // demo brings its own
+	} {
+		var out lockedBuffer
+		if code := run(t.Context(), append([]string{"bench"}, args...), &out, &out); code != exitUsage {
+			t.Errorf("bench %v exited %d, want %d:\n%s", args, code, exitUsage, out.String())
+		}
+	}
+}
+
+// BenchmarkLoadPostgres runs the load command once against a throwaway
+// Postgres, for the figures in the README: it is a measurement, so it runs
+// only with -bench, e.g.
+//
+//	go test -run '^$' -bench LoadPostgres -benchtime 1x ./cmd/dingbridge/ -args -- -scenario fresh -c 32 -d 10s -dingtalk-rate-limit 1000
+//
+// The arguments after -args -- go to dingbridge bench (default: fresh, 32
+// concurrent, 10 s).
+func BenchmarkLoadPostgres(b *testing.B) {
+	args := flag.Args()
+	if len(args) == 0 {
+		args = []string{"-scenario", "fresh", "-c", "32", "-d", "10s"}
+	}
+	for b.Loop() {
+		var stdout, stderr lockedBuffer
+		all := append([]string{"bench", "-demo", "-database-url", pgtest.NewDatabaseURL(b)}, args...)
+		if code := run(b.Context(), all, &stdout, &stderr); code != exitOK {
+			b.Fatalf("dingbridge bench exited %d:\n%s", code, stderr.String())
+		}
+		b.Logf("dingbridge bench -demo -database-url <pgtest> %s\n%s", strings.Join(args, " "), stdout.String())
+	}
+}
