@@ -480,6 +480,9 @@ func TestOP04_SEC03_JWKS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "max-age=") {
+		t.Errorf("JWKS Cache-Control = %q, want a max-age", cc)
+	}
 	var set struct {
 		Keys []map[string]any `json:"keys"`
 	}

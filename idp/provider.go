@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -75,6 +76,7 @@ type Provider struct {
 	zitadel  http.Handler
 	sessLife time.Duration
 	limiter  *failureLimiter
+	jwks     atomic.Pointer[jwksBody] // the JWKS body of the current key set
 	now      func() time.Time
 	log      *slog.Logger
 }

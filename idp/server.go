@@ -2,11 +2,14 @@ package idp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -152,4 +155,43 @@ func (s *server) DeviceToken(context.Context, *op.ClientRequest[oidc.DeviceAcces
 
 func (s *server) DeviceAuthorization(context.Context, *op.ClientRequest[oidc.DeviceAuthorizationRequest]) (*op.Response, error) {
 	return nil, errors.New("device authorization is not offered")
+}
+
+// jwksBody is the JWKS as served, for one key set.
+type jwksBody struct {
+	kids string // the key set it was made from: every kid, in order
+	body json.RawMessage
+}
+
+// Keys serves the JWKS from a body cached per key set: marshalling the
+// public keys is most of what a JWKS request costs, and the set changes
+// only when keys rotate (a new kid, or one retired, changes the cache key).
+func (s *server) Keys(ctx context.Context, _ *op.Request[struct{}]) (*op.Response, error) {
+	keys, err := s.p.storage.KeySet(ctx)
+	if err != nil {
+		return nil, op.AsStatusError(err, http.StatusInternalServerError)
+	}
+	var kids strings.Builder
+	for _, k := range keys {
+		kids.WriteString(k.ID())
+		kids.WriteByte(' ')
+	}
+	cached := s.p.jwks.Load()
+	if cached == nil || cached.kids != kids.String() {
+		set := jose.JSONWebKeySet{Keys: make([]jose.JSONWebKey, 0, len(keys))}
+		for _, k := range keys {
+			set.Keys = append(set.Keys, jose.JSONWebKey{KeyID: k.ID(), Algorithm: string(k.Algorithm()), Use: k.Use(), Key: k.Key()})
+		}
+		body, err := json.Marshal(set)
+		if err != nil {
+			return nil, op.AsStatusError(err, http.StatusInternalServerError)
+		}
+		cached = &jwksBody{kids: kids.String(), body: body}
+		s.p.jwks.Store(cached)
+	}
+	resp := op.NewResponse(cached.body)
+	// Clients may cache the set briefly: a key is published as next for a
+	// whole rotation period before it signs, far longer than this.
+	resp.Header.Set("Cache-Control", "public, max-age=300")
+	return resp, nil
 }
