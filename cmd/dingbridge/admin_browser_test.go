@@ -50,6 +50,10 @@ func walkConsole(t *testing.T, ctx context.Context, lang, h1Overview string) {
 	screenshot(t, ctx, lang+"-accounts")
 	browse(t, ctx, "search wangwu", chromedp.SendKeys("#q", "wangwu", chromedp.ByQuery),
 		chromedp.Submit("#q", chromedp.ByQuery),
+		// wangwu's row is on the unfiltered page too: wait for the results
+		// page itself, whose search box the server filled in (typing sets
+		// the box's value, not its value attribute).
+		chromedp.WaitVisible(`#q[value="wangwu"]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#accounts tr[data-username="wangwu"] a`, chromedp.ByQuery))
 	var rows int
 	browse(t, ctx, "count rows", chromedp.Evaluate(`document.querySelectorAll("#accounts tbody tr").length`, &rows))
