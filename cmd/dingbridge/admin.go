@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -26,20 +24,10 @@ const (
 	adminPath     = "/admin"
 )
 
-// adminKey derives one of the console's keys from the key-encryption key
-// (HKDF-SHA256), so every replica has it without another secret to manage.
-func adminKey(cfg *Config, info string) ([]byte, error) {
-	kek, err := base64.StdEncoding.DecodeString(cfg.Secrets.KeyEncryptionKey)
-	if err != nil {
-		return nil, fmt.Errorf("secrets.key_encryption_key: %w", err)
-	}
-	return hkdf.Key(sha256.New, kek, nil, info, 32)
-}
-
 // adminClient is the console's client registration, added to the
 // provider's clients when the console is on.
 func adminClient(cfg *Config) (ClientConfig, error) {
-	secret, err := adminKey(cfg, "dingbridge admin console client secret")
+	secret, err := deriveKey(cfg.Secrets, "dingbridge admin console client secret")
 	if err != nil {
 		return ClientConfig{}, err
 	}
@@ -79,11 +67,11 @@ func mountAdmin(r chi.Router, cfg *Config, store mapping.Store, logger *slog.Log
 	if err != nil {
 		return err
 	}
-	hashKey, err := adminKey(cfg, "dingbridge admin console cookie hash")
+	hashKey, err := deriveKey(cfg.Secrets, "dingbridge admin console cookie hash")
 	if err != nil {
 		return err
 	}
-	blockKey, err := adminKey(cfg, "dingbridge admin console cookie block")
+	blockKey, err := deriveKey(cfg.Secrets, "dingbridge admin console cookie block")
 	if err != nil {
 		return err
 	}

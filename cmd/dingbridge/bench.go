@@ -454,22 +454,11 @@ func startBenchDemo(ctx context.Context, o *benchOptions, stderr io.Writer) (_ *
 	if _, err := seedDemo(ctx, accounts, &fixture); err != nil && !errors.Is(err, mapping.ErrConflict) {
 		return nil, err
 	}
-	login, err := dingTalkLogin(cfg, accounts, store, logger)
+	b, err := buildBridge(ctx, cfg, store, accounts, nil, logger)
 	if err != nil {
 		return nil, err
 	}
-	provider, keysReady, err := startProvider(ctx, cfg, oidcParts{store: store, accounts: accountSource{accounts}, dingtalk: login}, logger)
-	if err != nil {
-		return nil, err
-	}
-	bridge := newRouter(logger, func(context.Context) error {
-		if !keysReady() {
-			return errKeysNotReady
-		}
-		return nil
-	})
-	mountProvider(bridge, cfg.Issuer, provider)
-	for i, h := range []http.Handler{bridge, d.sim} {
+	for i, h := range []http.Handler{b.router, d.sim} {
 		srv := newHTTPServer(h, logger)
 		wg.Go(func() { _ = serveUntilDone(ctx, srv, lns[i], logger) })
 	}

@@ -158,29 +158,15 @@ func newDemo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Lo
 		return nil, err
 	}
 	w.people = people
-	login, err := dingTalkLogin(cfg, accounts, store, logger)
-	w.login = login
+	b, err := buildBridge(ctx, cfg, store, accounts, nil, logger)
 	if err != nil {
 		return nil, err
 	}
-	provider, keysReady, err := startProvider(ctx, cfg, oidcParts{store: store, accounts: accountSource{accounts}, dingtalk: login}, logger)
-	if err != nil {
-		return nil, err
-	}
-	bridge := newRouter(logger, func(context.Context) error {
-		if !keysReady() {
-			return errKeysNotReady
-		}
-		return nil
-	})
-	mountProvider(bridge, cfg.Issuer, provider)
-	if err := mountAdmin(bridge, cfg, accounts, logger); err != nil {
-		return nil, err
-	}
+	w.login = b.login
 
 	w.servers = []demoServer{
 		{"DingTalk simulator", lns["dingtalk"], sim},
-		{"dingbridge", lns["bridge"], bridge},
+		{"dingbridge", lns["bridge"], b.router},
 	}
 	for _, app := range apps {
 		base := "http://" + app.ln.Addr().String()

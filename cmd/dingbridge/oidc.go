@@ -132,10 +132,6 @@ type decodedSecrets struct {
 // without another secret to manage.
 func decodeSecrets(s SecretsConfig) (decodedSecrets, error) {
 	var out decodedSecrets
-	kek, err := base64.StdEncoding.DecodeString(s.KeyEncryptionKey)
-	if err != nil {
-		return out, fmt.Errorf("secrets.key_encryption_key: %w", err)
-	}
 	for _, k := range []struct {
 		info string
 		key  *[32]byte
@@ -143,12 +139,13 @@ func decodeSecrets(s SecretsConfig) (decodedSecrets, error) {
 		{"dingbridge opaque access tokens", &out.tokenKey},
 		{"dingbridge dingtalk app tokens", &out.appTokenKey},
 	} {
-		derived, err := hkdf.Key(sha256.New, kek, nil, k.info, len(k.key))
+		derived, err := deriveKey(s, k.info)
 		if err != nil {
 			return out, err
 		}
 		copy(k.key[:], derived)
 	}
+	var err error
 	if out.cookieHash, err = base64.StdEncoding.DecodeString(s.CookieHashKey); err != nil {
 		return out, fmt.Errorf("secrets.cookie_hash_key: %w", err)
 	}
@@ -156,6 +153,18 @@ func decodeSecrets(s SecretsConfig) (decodedSecrets, error) {
 		return out, fmt.Errorf("secrets.cookie_block_key: %w", err)
 	}
 	return out, nil
+}
+
+// deriveKey derives a 32-byte key for one purpose (info) from the
+// key-encryption key with HKDF-SHA256: every replica computes the same key
+// with no further secret to manage, and no derived key tells anything about
+// another or about the KEK.
+func deriveKey(s SecretsConfig, info string) ([]byte, error) {
+	kek, err := base64.StdEncoding.DecodeString(s.KeyEncryptionKey)
+	if err != nil {
+		return nil, fmt.Errorf("secrets.key_encryption_key: %w", err)
+	}
+	return hkdf.Key(sha256.New, kek, nil, info, 32)
 }
 
 func idpClients(cfgs []ClientConfig) []idp.ClientConfig {
@@ -183,4 +192,46 @@ func mountProvider(r chi.Router, issuer string, p *idp.Provider) {
 		path = u.Path
 	}
 	r.Mount(path, p.Handler())
+}
+
+// bridge is dingbridge's HTTP side, assembled the same way for serve,
+// demo and bench.
+type bridge struct {
+	router chi.Router
+	login  *idp.DingTalkConfig // the sign-in, with the DingTalk clients it uses
+}
+
+// buildBridge wires the DingTalk sign-in, the provider (with its
+// background jobs, stopped by ctx), DingTalk's event callbacks and the
+// admin console onto one router. dbReady, when not nil, is part of the
+// readiness check, before the signing keys.
+func buildBridge(ctx context.Context, cfg *Config, store idp.Store, accounts mapping.Store,
+	dbReady func(context.Context) error, logger *slog.Logger) (*bridge, error) {
+	login, err := dingTalkLogin(cfg, accounts, store, logger)
+	if err != nil {
+		return nil, err
+	}
+	provider, keysReady, err := startProvider(ctx, cfg, oidcParts{store: store, accounts: accountSource{accounts}, dingtalk: login}, logger)
+	if err != nil {
+		return nil, err
+	}
+	r := newRouter(logger, func(ctx context.Context) error {
+		if dbReady != nil {
+			if err := dbReady(ctx); err != nil {
+				return fmt.Errorf("%w: %w", errDatabaseUnreachable, err)
+			}
+		}
+		if !keysReady() {
+			return errKeysNotReady
+		}
+		return nil
+	})
+	if err := mountEvents(r, cfg, accounts, logger); err != nil {
+		return nil, err
+	}
+	mountProvider(r, cfg.Issuer, provider)
+	if err := mountAdmin(r, cfg, accounts, logger); err != nil {
+		return nil, err
+	}
+	return &bridge{router: r, login: login}, nil
 }

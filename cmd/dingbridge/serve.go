@@ -78,38 +78,11 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writ
 
 	// The OIDC library logs through slog's default logger.
 	slog.SetDefault(logger)
-	accounts := mapping.NewPostgres(pool, mapping.Options{})
-	store := idp.NewPostgresStore(pool)
-	login, err := dingTalkLogin(cfg, accounts, store, logger)
+	b, err := buildBridge(ctx, cfg, idp.NewPostgresStore(pool), mapping.NewPostgres(pool, mapping.Options{}), pool.Ping, logger)
 	if err != nil {
 		return err
 	}
-	provider, keysReady, err := startProvider(ctx, cfg, oidcParts{
-		store:    store,
-		accounts: accountSource{accounts},
-		dingtalk: login,
-	}, logger)
-	if err != nil {
-		return err
-	}
-	ready := func(ctx context.Context) error {
-		if err := pool.Ping(ctx); err != nil {
-			return fmt.Errorf("%w: %w", errDatabaseUnreachable, err)
-		}
-		if !keysReady() {
-			return errKeysNotReady
-		}
-		return nil
-	}
-	r := newRouter(logger, ready)
-	if err := mountEvents(r, cfg, accounts, logger); err != nil {
-		return err
-	}
-	mountProvider(r, cfg.Issuer, provider)
-	if err := mountAdmin(r, cfg, accounts, logger); err != nil {
-		return err
-	}
-	return listenAndServe(ctx, cfg.Listen, r, logger, stdout)
+	return listenAndServe(ctx, cfg.Listen, b.router, logger, stdout)
 }
 
 // newRouter holds the middleware order and the operational routes; the
