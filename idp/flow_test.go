@@ -530,3 +530,26 @@ func authTime(t *testing.T, idt *oidc.IDToken) time.Time {
 	}
 	return time.Unix(c.AuthTime, 0)
 }
+
+// A token, refresh or userinfo request reads the account once, though it
+// both checks that the account is active and builds claims from it.
+func TestOneAccountReadPerTokenRequest(t *testing.T) {
+	e := newEnv(t)
+	code := e.code(e.browser(), authParams("scope", "openid profile offline_access"))
+	count := func(name string, f func() tokenResponse) {
+		t.Helper()
+		e.accounts.reads.Store(0)
+		if tr := f(); tr.status != http.StatusOK {
+			t.Fatalf("%s = %d %v", name, tr.status, tr.body)
+		}
+		if n := e.accounts.reads.Load(); n != 1 {
+			t.Errorf("%s read the account %d times, want 1", name, n)
+		}
+	}
+	var tr tokenResponse
+	count("code exchange", func() tokenResponse { tr = e.token(appID, appSecret, "basic", codeForm(code, appRedirect)); return tr })
+	count("userinfo", func() tokenResponse { return e.userinfo(tr.str("access_token")) })
+	count("refresh", func() tokenResponse {
+		return e.token(appID, appSecret, "basic", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.str("refresh_token")}})
+	})
+}

@@ -199,9 +199,9 @@ func (p *Provider) Handler() http.Handler {
 	if p.dingtalk != nil {
 		p.dingtalk.routes(r)
 	}
-	r.Handle(pathToken, withClientIP(noStore(noRepeatedParams(p.zitadel))))
-	r.Handle(pathIntrospect, noStore(noRepeatedParams(requireClientAuth(p.zitadel))))
-	r.Handle(pathUserinfo, bearerChallenge(p.zitadel))
+	r.Handle(pathToken, withClientIP(noStore(noRepeatedParams(withAccountMemo(p.zitadel)))))
+	r.Handle(pathIntrospect, noStore(noRepeatedParams(requireClientAuth(withAccountMemo(p.zitadel)))))
+	r.Handle(pathUserinfo, bearerChallenge(withAccountMemo(p.zitadel)))
 	r.Handle(pathRevoke, noStore(noRepeatedParams(requireClientAuth(p.zitadel))))
 	r.Handle(pathKeys, p.zitadel)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

@@ -58,8 +58,9 @@ func testClients() []ClientConfig {
 
 // accounts is a hand-written AccountSource.
 type accounts struct {
-	mu sync.Mutex
-	m  map[string]Account
+	mu    sync.Mutex
+	m     map[string]Account
+	reads atomic.Int32 // Account calls, for counting reads per request
 }
 
 func newAccounts() *accounts {
@@ -71,6 +72,7 @@ func newAccounts() *accounts {
 }
 
 func (a *accounts) Account(_ context.Context, id string) (Account, error) {
+	a.reads.Add(1)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	acct, ok := a.m[id]

@@ -307,7 +307,7 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, value string) 
 // accountActive refuses tokens for accounts that are gone or disabled, so
 // that disabling someone stops their refreshes and userinfo at once (BR-16).
 func (s *storage) accountActive(ctx context.Context, sub string) error {
-	acct, err := s.accounts.Account(ctx, sub)
+	acct, err := s.account(ctx, sub)
 	if err != nil {
 		return fmt.Errorf("account %s: %w", sub, err)
 	}
@@ -488,7 +488,7 @@ func (s *storage) Health(ctx context.Context) error { return s.store.Ping(ctx) }
 // setClaims fills the standard claims a scope asks for from the account
 // (OIDC Core 5.4), plus the DingTalk ids for scope dingtalk.
 func (s *storage) setClaims(ctx context.Context, info *oidc.UserInfo, sub string, scopes []string, ids DingTalkIDs) error {
-	acct, err := s.accounts.Account(ctx, sub)
+	acct, err := s.account(ctx, sub)
 	if err != nil {
 		return fmt.Errorf("account %s: %w", sub, err)
 	}
