@@ -1,8 +1,32 @@
 package web
 
-// The console's texts, in Simplified Chinese (the default) and English.
-// Keys ending in _body are a message page's text.
-var textZH = map[string]string{
+// texts is one part of the console's texts, in Simplified Chinese (the
+// default) and English. Each page family keeps its own in text_<page>.go and
+// lists it in textParts, so pages can be added without touching each other's
+// tables. Keys ending in _body are a message page's text.
+type texts struct{ zh, en map[string]string }
+
+// textZH and textEN are every part's texts merged; a key defined twice is a
+// programming error caught by TestTexts.
+var textZH, textEN = mergeTexts(textParts...)
+
+// textParts are the console's text tables.
+var textParts = []texts{{coreZH, coreEN}}
+
+func mergeTexts(parts ...texts) (zh, en map[string]string) {
+	zh, en = map[string]string{}, map[string]string{}
+	for _, p := range parts {
+		for k, v := range p.zh {
+			zh[k] = v
+		}
+		for k, v := range p.en {
+			en[k] = v
+		}
+	}
+	return zh, en
+}
+
+var coreZH = map[string]string{
 	"app_name": "dingbridge 管理后台", "skip": "跳到正文", "nav_overview": "概览", "nav_accounts": "账号",
 	"nav_identities": "钉钉身份", "nav_pending": "待审批", "sign_out": "退出登录", "signed_in_as": "当前管理员",
 	"request_id": "请求编号",
@@ -58,7 +82,7 @@ var textZH = map[string]string{
 	"sign_in": "登录管理后台",
 }
 
-var textEN = map[string]string{
+var coreEN = map[string]string{
 	"app_name": "dingbridge admin", "skip": "Skip to content", "nav_overview": "Overview", "nav_accounts": "Accounts",
 	"nav_identities": "DingTalk identities", "nav_pending": "Pending", "sign_out": "Sign out", "signed_in_as": "Signed in as",
 	"request_id": "Request id",
