@@ -95,7 +95,7 @@ func (s *Server) renderSelfCheck(w http.ResponseWriter, r *http.Request, status 
 	if errKey != "" {
 		p.Error = strings.NewReplacer(pairs...).Replace(p.T[errKey])
 	}
-	p.D = selfCheckData{Corps: s.cfg.DingTalkCorps, Result: res, IntervalSec: int(s.selfCheckInterval().Seconds())}
+	p.D = selfCheckData{Corps: s.cfg.DingTalkCorps, Result: res, IntervalSec: int(math.Ceil(s.selfCheckInterval().Seconds()))}
 	s.render(w, r, status, "dingtalk", p)
 }
 
