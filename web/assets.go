@@ -5,10 +5,12 @@ import (
 	"net/http"
 )
 
-//go:embed templates/*.tmpl static/admin.css
+//go:embed templates/*.tmpl static/admin.css static/clients.js
 var assets embed.FS
 
 var adminCSS = mustRead("static/admin.css")
+
+var clientsJS = mustRead("static/clients.js")
 
 func mustRead(name string) []byte {
 	b, err := assets.ReadFile(name)
@@ -23,4 +25,11 @@ func serveCSS(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/css; charset=utf-8")
 	w.Header().Set("Cache-Control", "private, max-age=300")
 	_, _ = w.Write(adminCSS)
+}
+
+// serveClientsJS serves the clients page's copy buttons.
+func serveClientsJS(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Header().Set("Cache-Control", "private, max-age=300")
+	_, _ = w.Write(clientsJS)
 }

@@ -46,6 +46,15 @@ type Config struct {
 	Logger          *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+
+	// Clients are the OpenID Connect clients the clients page lists.
+	Clients []ClientInfo
+	// DingTalkCorps are the configured corps: the clients page's workbench
+	// URLs and the DingTalk self-check.
+	DingTalkCorps []DingTalkCorp
+	// SelfCheckInterval is how long after a corp's DingTalk self-check the
+	// next may run (default 1m): each run spends DingTalk quota.
+	SelfCheckInterval time.Duration
 }
 
 // Server is the admin console.
@@ -61,6 +70,8 @@ type Server struct {
 	mu      sync.Mutex
 	disc    *discovery           // nil until discovery succeeds
 	revoked map[string]time.Time // signed-out session ids → when their cookie would expire anyway
+	// lastCheck: corp id → start of its last DingTalk self-check (selfcheck.go).
+	lastCheck map[string]time.Time
 }
 
 // New checks cfg, applies defaults and builds the console. It does not
@@ -138,6 +149,7 @@ func (s *Server) Routes() chi.Router {
 	}))
 	r.Use(withRequestID, securityHeaders, cop.Handler, limitBody)
 	r.Get("/static/admin.css", serveCSS)
+	r.Get("/static/clients.js", serveClientsJS)
 	r.Get("/login", s.login)
 	r.Get("/callback", s.callback)
 	r.Post("/logout", s.logout)
@@ -154,6 +166,9 @@ func (s *Server) Routes() chi.Router {
 		r.Post("/pending/{id}/approve", s.approve)
 		r.Post("/pending/{id}/approve-new", s.approveNew)
 		r.Post("/pending/{id}/reject", s.reject)
+		r.Get("/clients", s.clients)
+		r.Get("/dingtalk", s.selfCheckPage)
+		r.Post("/dingtalk", s.runSelfCheck)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.renderMessage(w, r, http.StatusNotFound, "err_not_found")

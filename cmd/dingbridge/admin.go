@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/dingbridge/dingbridge/dingtalk"
 	"github.com/dingbridge/dingbridge/mapping"
 	"github.com/dingbridge/dingbridge/web"
 )
@@ -79,6 +80,10 @@ func mountAdmin(r chi.Router, cfg *Config, store mapping.Store, logger *slog.Log
 	if err != nil {
 		return fmt.Errorf("issuer: %w", err)
 	}
+	dingtalkCorps, err := consoleCorps(cfg, issuer, logger)
+	if err != nil {
+		return err
+	}
 	s, err := web.New(web.Config{
 		Issuer: cfg.Issuer, ClientID: ac.ID, ClientSecret: ac.Secret,
 		BaseURL:        cfg.Issuer + adminPath,
@@ -87,16 +92,78 @@ func mountAdmin(r chi.Router, cfg *Config, store mapping.Store, logger *slog.Log
 		AdminGroups:    cfg.Admin.Groups,
 		AdminUsernames: cfg.Admin.Usernames,
 		CookieHashKey:  hashKey, CookieBlockKey: blockKey,
-		Secure:          issuer.Scheme == "https",
-		IdleTimeout:     cfg.Admin.SessionIdle,
-		AbsoluteTimeout: cfg.Admin.SessionAbsolute,
-		Logger:          logger,
+		Secure:            issuer.Scheme == "https",
+		IdleTimeout:       cfg.Admin.SessionIdle,
+		AbsoluteTimeout:   cfg.Admin.SessionAbsolute,
+		Logger:            logger,
+		Clients:           consoleClients(cfg, ac),
+		DingTalkCorps:     dingtalkCorps,
+		SelfCheckInterval: cfg.Admin.SelfCheckInterval,
 	})
 	if err != nil {
 		return err
 	}
 	r.Mount(strings.TrimRight(issuer.Path, "/")+adminPath, s.Routes())
 	return nil
+}
+
+// workbenchPath is where the provider serves a client's DingTalk workbench
+// page (idp's pathWorkbench): issuer + workbenchPath + client id.
+const workbenchPath = "/workbench/"
+
+// consoleClients describes the provider's clients for the console's
+// clients page: everything but the secrets, which it names by their
+// configuration key instead. The console's own client comes last, marked
+// internal.
+func consoleClients(cfg *Config, admin ClientConfig) []web.ClientInfo {
+	out := make([]web.ClientInfo, 0, len(cfg.Clients)+1)
+	info := func(c ClientConfig) web.ClientInfo {
+		return web.ClientInfo{
+			ID: c.ID, Name: c.Name, Public: c.Public,
+			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+			InitiateLoginURI: c.InitiateLoginURI, Scopes: c.Scopes, Corps: c.Corps,
+			IDTokenSigningAlg: c.IDTokenSigningAlg, AccessTokenFormat: c.AccessTokenFormat,
+			IDTokenLifetime: c.IDTokenLifetime, AccessTokenLifetime: c.AccessTokenLifetime,
+			RefreshTokenLifetime: c.RefreshTokenLifetime, RefreshTokenAbsoluteLifetime: c.RefreshTokenAbsoluteLifetime,
+		}
+	}
+	for i, c := range cfg.Clients {
+		ci := info(c)
+		if !c.Public {
+			ci.SecretSource = fmt.Sprintf("clients[%d].secret", i)
+		}
+		ci.WorkbenchURL = cfg.Issuer + workbenchPath + url.PathEscape(c.ID) + "?corpId=$CORPID$"
+		out = append(out, ci)
+	}
+	ci := info(admin)
+	ci.Internal, ci.SecretSource = true, "secrets.key_encryption_key"
+	ci.IDTokenLifetime, ci.AccessTokenLifetime = cfg.Admin.SessionIdle, cfg.Admin.SessionIdle
+	ci.RefreshTokenLifetime, ci.RefreshTokenAbsoluteLifetime = cfg.Admin.SessionIdle, cfg.Admin.SessionAbsolute
+	return append(out, ci)
+}
+
+// consoleCorps describes the configured corps for the console, each with a
+// DingTalk client of its own for the self-check: it fetches a fresh app
+// token on purpose, so it has no use for the sign-in's shared token cache.
+func consoleCorps(cfg *Config, issuer *url.URL, logger *slog.Logger) ([]web.DingTalkCorp, error) {
+	out := make([]web.DingTalkCorp, 0, len(cfg.Corps))
+	for i, corp := range cfg.Corps {
+		client, err := dingtalk.New(dingtalkConfig(cfg, corp, logger))
+		if err != nil {
+			return nil, fmt.Errorf("corps[%d]: %w", i, err)
+		}
+		dc := web.DingTalkCorp{
+			ID: corp.ID, Name: corp.Name, AppKey: corp.AppKey, AgentID: corp.AgentID,
+			LegacyTokenEndpoint: corp.LegacyTokenEndpoint, SNS: corp.SNS.AppID != "", Checker: client,
+		}
+		if corp.Events.Token != "" {
+			// mountEvents serves events on the root router, not under the
+			// issuer's path.
+			dc.EventsURL = issuer.Scheme + "://" + issuer.Host + strings.Replace(eventsPath, "{corpID}", url.PathEscape(corp.ID), 1)
+		}
+		out = append(out, dc)
+	}
+	return out, nil
 }
 
 // inProcess serves requests for the issuer's host with the router itself:

@@ -42,6 +42,9 @@ type AdminConfig struct {
 	Usernames       []string      `yaml:"usernames"`
 	SessionIdle     time.Duration `yaml:"session_idle"`
 	SessionAbsolute time.Duration `yaml:"session_absolute"`
+	// SelfCheckInterval is how long after a corp's DingTalk self-check the
+	// next may run: each run spends DingTalk's call quota.
+	SelfCheckInterval time.Duration `yaml:"self_check_interval"`
 }
 
 // Enabled reports whether anyone can be an administrator.
@@ -282,6 +285,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&o.CleanupRetention, time.Hour)
 	setDefault(&c.Admin.SessionIdle, 30*time.Minute)
 	setDefault(&c.Admin.SessionAbsolute, 8*time.Hour)
+	setDefault(&c.Admin.SelfCheckInterval, time.Minute)
 	for i := range c.Clients {
 		cl := &c.Clients[i]
 		if len(cl.Scopes) == 0 {
@@ -342,6 +346,7 @@ func (c *Config) Validate(needDatabase bool) error {
 	a := c.Admin
 	p.duration("admin.session_idle", a.SessionIdle, time.Minute, 24*time.Hour)
 	p.duration("admin.session_absolute", a.SessionAbsolute, time.Minute, 7*24*time.Hour)
+	p.duration("admin.self_check_interval", a.SelfCheckInterval, 0, 24*time.Hour)
 	if a.SessionAbsolute < a.SessionIdle {
 		p.add("admin.session_absolute", "must not be shorter than admin.session_idle (%s)", a.SessionIdle)
 	}

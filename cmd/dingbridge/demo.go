@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"sync"
 	"text/tabwriter"
+	"time"
 
 	"github.com/dingbridge/dingbridge/dingtalk/fake"
 	"github.com/dingbridge/dingbridge/idp"
@@ -248,8 +249,10 @@ func demoConfig(issuer, dtURL string, fixture *fake.Fixture, apps []*demoApp) *C
 			JSAPIScriptURL: dtURL + "/fake/jsapi.js",
 			QRScriptURL:    dtURL + "/fake/ddlogin.js",
 		},
-		// 张三 is in the seed's admins group.
-		Admin: AdminConfig{Groups: []string{"admins"}},
+		// 张三 is in the seed's admins group. The simulator has no call
+		// quota to save: the self-check may run again at once, e.g. right
+		// after a permission was changed on the simulator.
+		Admin: AdminConfig{Groups: []string{"admins"}, SelfCheckInterval: time.Millisecond},
 	}
 	for _, corp := range fixture.Corps {
 		if len(corp.Apps) == 0 {

@@ -352,7 +352,8 @@ func (s *Server) handleUnknownNewAPI(w http.ResponseWriter, r *http.Request) {
 }
 
 // SetDeniedScopes makes the app lack the given permissions (e.g.
-// "Contact.User.Read"), as if an administrator had not granted them.
+// "Contact.User.Read", "qyapi_get_member"), as if an administrator had not
+// granted them; it replaces the app's earlier denials.
 func (s *Server) SetDeniedScopes(appKey string, scopes ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

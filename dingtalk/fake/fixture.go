@@ -45,10 +45,16 @@ type App struct {
 	// redirect_uri; empty allows any host.
 	RedirectHosts []string
 
-	// DeniedScopes are permissions the app has not been granted, e.g.
-	// "Contact.User.Read": calls that need them answer 403
-	// AccessTokenPermissionDenied naming them in requiredScopes.
+	// DeniedScopes are permissions the app has not been granted: without
+	// "Contact.User.Read" users/me answers 403 AccessTokenPermissionDenied
+	// naming it in requiredScopes; without "qyapi_get_member" getbyunionid
+	// and v2/user/get answer errcode 60011, which names none.
 	DeniedScopes []string
+}
+
+// denied reports whether the app lacks the permission scope.
+func (a *App) denied(scope string) bool {
+	return a != nil && slices.Contains(a.DeniedScopes, scope)
 }
 
 // LogValue keeps the app's secrets out of logs.

@@ -7,6 +7,13 @@ import (
 	"net/http"
 )
 
+// scopeMember is the permission U1 and U2 need (成员信息读权限).
+const scopeMember = "qyapi_get_member"
+
+// msgNoPermission is the errmsg of the old API's 60011, which, unlike the
+// new API's 403, does not name the missing permission.
+const msgNoPermission = "没有调用该接口的权限，接口权限申请参考：https://open.dingtalk.com/document/orgapp-server/add-api-permission"
+
 // topRequest is an authenticated topapi call.
 type topRequest struct {
 	params
@@ -60,6 +67,10 @@ func (s *Server) handleGetToken(w http.ResponseWriter, r *http.Request) {
 // handleUserByUnionID is U1: POST /topapi/user/getbyunionid.
 func (s *Server) handleUserByUnionID(w http.ResponseWriter, r *http.Request, req topRequest) {
 	p, corp := req.params, req.corp
+	if req.app.denied(scopeMember) {
+		writeOldError(w, r, 60011, msgNoPermission)
+		return
+	}
 	unionID := p.str("unionid")
 	if unionID == "" {
 		writeOldError(w, r, 400002, "")
@@ -159,6 +170,10 @@ func detail(e *Employee) userDetail {
 // handleUser is U2: POST /topapi/v2/user/get.
 func (s *Server) handleUser(w http.ResponseWriter, r *http.Request, req topRequest) {
 	p, corp := req.params, req.corp
+	if req.app.denied(scopeMember) {
+		writeOldError(w, r, 60011, msgNoPermission)
+		return
+	}
 	userID := p.str("userid")
 	if userID == "" {
 		writeOldError(w, r, 33012, "")
