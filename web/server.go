@@ -46,6 +46,16 @@ type Config struct {
 	Logger          *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Corps are the DingTalk organisations dingbridge signs people in from:
+	// the link form offers only these. Without them it takes any corp id
+	// of the right shape.
+	Corps []Corp
+}
+
+// Corp is a configured DingTalk organisation, as the console shows it.
+type Corp struct {
+	ID   string
+	Name string
 }
 
 // Server is the admin console.
@@ -149,6 +159,10 @@ func (s *Server) Routes() chi.Router {
 		r.Get("/accounts/{id}", s.account)
 		r.Post("/accounts/{id}/disabled", s.setDisabled)
 		r.Post("/accounts/{id}/unlink", s.unlink)
+		r.Post("/accounts/{id}/edit", s.editAccount)
+		r.Post("/accounts/{id}/link", s.link)
+		r.Post("/accounts/{id}/relink", s.relink)
+		r.Post("/accounts/{id}/identity-disabled", s.setIdentityDisabled)
 		r.Get("/identities", s.identities)
 		r.Get("/pending", s.pending)
 		r.Post("/pending/{id}/approve", s.approve)
