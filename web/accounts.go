@@ -357,7 +357,9 @@ func (s *Server) editAccount(w http.ResponseWriter, r *http.Request) {
 	var ve *mapping.ValidationError
 	switch {
 	case errors.As(err, &ce) && ce.Reason == mapping.ConflictStale:
-		v.Edit, v.Stale = nil, &f // the form starts again from the current values
+		// The form starts again from the current values; the page's stale
+		// notice, beside what was typed, is the message.
+		v.Edit, v.Stale, key = nil, &f, ""
 	case errors.As(err, &ve):
 		v.Field, key = ve.Field, fieldError(ve.Field)
 	case errors.As(err, &ce) && ce.Reason == mapping.ConflictUsernameTaken:

@@ -79,6 +79,10 @@ func mountAdmin(r chi.Router, cfg *Config, store mapping.Store, logger *slog.Log
 	if err != nil {
 		return fmt.Errorf("issuer: %w", err)
 	}
+	corps := make([]web.Corp, len(cfg.Corps))
+	for i, c := range cfg.Corps {
+		corps[i] = web.Corp{ID: c.ID, Name: c.Name}
+	}
 	s, err := web.New(web.Config{
 		Issuer: cfg.Issuer, ClientID: ac.ID, ClientSecret: ac.Secret,
 		BaseURL:        cfg.Issuer + adminPath,
@@ -91,6 +95,7 @@ func mountAdmin(r chi.Router, cfg *Config, store mapping.Store, logger *slog.Log
 		IdleTimeout:     cfg.Admin.SessionIdle,
 		AbsoluteTimeout: cfg.Admin.SessionAbsolute,
 		Logger:          logger,
+		Corps:           corps,
 	})
 	if err != nil {
 		return err
