@@ -429,10 +429,11 @@ func (s *Server) link(w http.ResponseWriter, r *http.Request) {
 	meta := s.meta(r, adminFrom(ctx).Account.ID)
 	var b mapping.Binding
 	var err error
+	k := mapping.Key{CorpID: f.CorpID, UserID: f.UserID}
 	if f.UserID != "" {
-		b, err = s.cfg.Store.Binding(ctx, mapping.Key{CorpID: f.CorpID, UserID: f.UserID})
-	} else {
-		b, err = s.cfg.Store.BindingByUnionID(ctx, f.CorpID, f.UnionID)
+		b, err = s.cfg.Store.Binding(ctx, k)
+	} else if b, err = s.cfg.Store.BindingByUnionID(ctx, f.CorpID, f.UnionID); err == nil {
+		k = b.Key()
 	}
 	switch {
 	case errors.Is(err, mapping.ErrNotFound) && f.UserID == "":
@@ -441,12 +442,12 @@ func (s *Server) link(w http.ResponseWriter, r *http.Request) {
 		s.renderAccount(w, r, http.StatusNotFound, id, v, "err_union_unknown")
 		return
 	case errors.Is(err, mapping.ErrNotFound) && r.PostFormValue("create") != "yes":
-		v.Unknown = &mapping.Key{CorpID: f.CorpID, UserID: f.UserID}
+		v.Unknown = &k
 		s.renderAccount(w, r, http.StatusOK, id, v, "")
 		return
 	case errors.Is(err, mapping.ErrNotFound):
-		b, err = s.cfg.Store.CreateBinding(ctx, meta, mapping.Binding{
-			Identity: mapping.Identity{CorpID: f.CorpID, UserID: f.UserID}, AccountID: id, Source: mapping.SourceAdmin,
+		_, err = s.cfg.Store.CreateBinding(ctx, meta, mapping.Binding{
+			Identity: mapping.Identity{CorpID: k.CorpID, UserID: k.UserID}, AccountID: id, Source: mapping.SourceAdmin,
 		})
 	case err != nil:
 	case b.AccountID == id:
@@ -455,16 +456,12 @@ func (s *Server) link(w http.ResponseWriter, r *http.Request) {
 	case b.Linked():
 		err = &mapping.ConflictError{Reason: mapping.ConflictIdentityLinked, AccountID: b.AccountID}
 	default:
-		b, err = s.cfg.Store.Link(ctx, meta, b.Key(), id)
+		_, err = s.cfg.Store.Link(ctx, meta, k, id)
 	}
 	var ce *mapping.ConflictError
 	if errors.As(err, &ce) && (ce.Reason == mapping.ConflictIdentityLinked || ce.Reason == mapping.ConflictIdentityExists) {
 		// Linked elsewhere, possibly a moment ago by another administrator:
 		// name that account and offer to move the identity here.
-		k := mapping.Key{CorpID: f.CorpID, UserID: f.UserID}
-		if f.UserID == "" {
-			k = b.Key()
-		}
 		s.renderLinkConflict(w, r, id, v, k)
 		return
 	}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -710,4 +711,41 @@ func section(t *testing.T, body, id string) string {
 	}
 	j := strings.Index(body[i:], "</section>")
 	return body[i : i+j]
+}
+
+// racingStore is a real store whose BindingByUnionID lets another
+// administrator act right after the console read the identity.
+type racingStore struct {
+	mapping.Store
+	afterRead func(b mapping.Binding)
+}
+
+func (s *racingStore) BindingByUnionID(ctx context.Context, corpID, unionID string) (mapping.Binding, error) {
+	b, err := s.Store.BindingByUnionID(ctx, corpID, unionID)
+	if err == nil && s.afterRead != nil {
+		s.afterRead(b)
+	}
+	return b, err
+}
+
+// TestLinkLosesRace: an identity linked by someone else between the
+// console's read and its link is a conflict naming that account, not an
+// error and not a silent move.
+func TestLinkLosesRace(t *testing.T) {
+	eachStore(t, nil, func(t *testing.T, c *accountsConsole) {
+		rs := &racingStore{Store: c.st}
+		c.s.cfg.Store = rs
+		rs.afterRead = func(b mapping.Binding) {
+			if _, err := c.st.Link(t.Context(), mapping.Meta{Actor: "other-admin"}, b.Key(), c.staff.ID); err != nil {
+				t.Errorf("the other administrator's link: %v", err)
+			}
+		}
+		status, _, body := c.post(t, accountPath(c.admin.ID)+"/link", url.Values{"corp_id": {"dingcorp1"}, "union_id": {"unionWangwu"}})
+		if status != http.StatusConflict || !strings.Contains(body, `id="conflict-account">lisi</a>`) {
+			t.Errorf("status %d, want 409 naming lisi:\n%s", status, body)
+		}
+		if b := c.binding(t, c.wangwuID.Key()); b.AccountID != c.staff.ID {
+			t.Errorf("wangwu linked to %q, want the winner's lisi", b.AccountID)
+		}
+	})
 }
