@@ -1,0 +1,11 @@
+package web
+
+import (
+	"testing"
+
+	"github.com/dingbridge/dingbridge/migrations/pgtest"
+)
+
+// The console's handler tests run on Postgres as well as on Memory; pgtest
+// stops the server it starts once they are done.
+func TestMain(m *testing.M) { pgtest.Main(m) }
