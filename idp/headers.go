@@ -2,6 +2,7 @@ package idp
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -13,17 +14,27 @@ const maxBodyBytes = 64 << 10
 const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; " +
 	"frame-ancestors 'none'; base-uri 'none'"
 
+// strictTransportSecurity keeps browsers on https for a year (SEC-07). No
+// preload: that commits the whole domain, which only its owner can do.
+const strictTransportSecurity = "max-age=31536000"
+
 // securityHeaders sets the headers every response carries (SECURITY.md
 // RFC-14, RFC-16, BAD-78): no framing, no referrer (codes and state travel
-// in URLs), no MIME sniffing, HTTPS only.
-func securityHeaders(next http.Handler) http.Handler {
+// in URLs), no MIME sniffing, and HTTPS only when the issuer is https.
+// Plain http is allowed for loopback only (the demo, tests), where
+// browsers ignore HSTS and it would only mislead.
+func (p *Provider) securityHeaders(next http.Handler) http.Handler {
+	iss, err := url.Parse(p.issuer)
+	hsts := err == nil && iss.Scheme == "https"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Strict-Transport-Security", "max-age=31536000")
+		if hsts {
+			h.Set("Strict-Transport-Security", strictTransportSecurity)
+		}
 		next.ServeHTTP(w, r)
 	})
 }

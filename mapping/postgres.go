@@ -31,6 +31,10 @@ func NewPostgres(pool *pgxpool.Pool, opts Options) *Postgres {
 	return p
 }
 
+// Pool is the pool the store works on: other parts of dingbridge keep their
+// own tables in the same database (the admin console's sessions).
+func (p *Postgres) Pool() *pgxpool.Pool { return p.pool }
+
 type pgBackend struct{ pool *pgxpool.Pool }
 
 // maxAttempts bounds how often a transaction that Postgres aborted to break a deadlock or

@@ -5,11 +5,11 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -55,6 +55,11 @@ func (s *Server) discover(ctx context.Context) (*discovery, error) {
 
 // login starts the authorization code flow with PKCE (S256), state and nonce.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	if wait := s.starts.take(limitKey(r)); wait > 0 {
+		s.log.WarnContext(r.Context(), "admin: too many sign-ins started", "retry_in", wait.Round(time.Second).String())
+		s.tooMany(w, r, wait)
+		return
+	}
 	d, err := s.discover(r.Context())
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "admin: issuer unreachable", "err", err)
@@ -73,6 +78,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 // and starts a new session.
 func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if wait := s.completions.take(limitKey(r)); wait > 0 {
+		s.log.WarnContext(ctx, "admin: too many sign-ins completed", "retry_in", wait.Round(time.Second).String())
+		s.tooMany(w, r, wait)
+		return
+	}
 	q := r.URL.Query()
 	var f flow
 	ok := s.cookies.read(r, s.cookies.flowNm, &f) && s.now().Before(f.Expires)
@@ -110,22 +120,43 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.renderMessage(w, r, http.StatusBadGateway, "err_start_again")
 		return
 	}
-	acct, err := s.cfg.Store.AccountByID(ctx, idt.Subject)
+	s.finishSignIn(w, r, idt.Subject)
+}
+
+// finishSignIn lets in the account that the ID token named, if it is an
+// administrator, with a new session.
+func (s *Server) finishSignIn(w http.ResponseWriter, r *http.Request, sub string) {
+	ctx := r.Context()
+	acct, err := s.cfg.Store.AccountByID(ctx, sub)
 	if err != nil || !s.isAdmin(acct) {
 		if err != nil && !errors.Is(err, mapping.ErrNotFound) {
 			s.internalError(w, r, err)
 			return
 		}
-		s.deny(w, r, idt.Subject)
+		s.denySignIn(w, r, sub)
 		return
 	}
-	now := s.now()
-	sess := session{ID: randomToken(), AccountID: acct.ID, AuthTime: now, LastSeen: now, CSRF: randomToken()}
+	// A session this browser still presents ends here: the new one has a
+	// new id (ADM-04). Browsers send the SameSite=Strict cookie here only
+	// when the whole way back was same-site (single sign-on, no DingTalk
+	// page); otherwise the old session lives out its own timeouts.
+	var old session
+	if s.cookies.read(r, s.cookies.sessionName, &old) && old.ID != "" {
+		if err := s.sessions.Revoke(ctx, hashSessionID(old.ID), s.now()); err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+	}
+	sess, err := s.startSession(ctx, acct.ID)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
 	if err := s.cookies.writeSession(w, sess); err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	s.log.InfoContext(ctx, "admin: signed in", "account", acct.ID)
+	s.log.InfoContext(ctx, "admin: signed in", "account_id", acct.ID)
 	if err := s.cfg.Store.RecordEvent(ctx, s.meta(r, acct.ID), mapping.Event{Action: "admin.signin", TargetType: "account", TargetID: acct.ID}); err != nil {
 		s.log.WarnContext(ctx, "admin: audit sign-in", "err", err)
 	}
@@ -133,6 +164,40 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	// does not send SameSite=Strict cookies; a page of our own that moves on
 	// makes the next request same-site.
 	s.renderSignedIn(w, r)
+}
+
+// denySignIn refuses a sign-in by someone who is not an administrator,
+// within the denial limits (per client address and per account): past
+// them, a 429 page without another audit row. Reaching a limit is audited
+// once (SEC-05).
+func (s *Server) denySignIn(w http.ResponseWriter, r *http.Request, sub string) {
+	ctx := r.Context()
+	ipKey, accountKey := "ip "+limitKey(r), "account "+sub
+	if wait := max(s.denials.wait(ipKey), s.denials.wait(accountKey)); wait > 0 {
+		s.log.InfoContext(ctx, "admin: denied sign-in over the limit", "sub", sub, "retry_in", wait.Round(time.Second).String())
+		s.tooMany(w, r, wait)
+		return
+	}
+	byIP, byAccount := s.denials.add(ipKey), s.denials.add(accountKey)
+	if byIP || byAccount {
+		s.log.WarnContext(ctx, "admin: denied sign-ins reached the limit", "sub", sub, "by_client_ip", byIP, "by_account", byAccount)
+		if err := s.cfg.Store.RecordEvent(ctx, s.meta(r, sub), mapping.Event{
+			Action: "admin.rate_limited", TargetType: "account", TargetID: sub,
+		}); err != nil {
+			s.log.WarnContext(ctx, "admin: audit rate limit", "err", err)
+		}
+	}
+	s.deny(w, r, sub)
+}
+
+// tooMany is the 429 page: it says, and Retry-After tells, when to try
+// again.
+func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	secs := max(int((wait+time.Second-1)/time.Second), 1)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	p := s.newPage(r, "", "err_rate_limited")
+	p.Message = fmt.Sprintf(p.T["err_rate_limited_body"], (secs+59)/60)
+	s.render(w, r, http.StatusTooManyRequests, "message", p)
 }
 
 // deny refuses a person who is not an administrator: a 403 page and an
@@ -158,15 +223,37 @@ func (s *Server) isAdmin(a mapping.Account) bool {
 	return slices.ContainsFunc(a.Groups, func(g string) bool { return slices.Contains(s.cfg.AdminGroups, g) })
 }
 
-// logout ends the session, here and server-side.
+// logout ends the session server-side, for every replica, and then in
+// the browser.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	var sess session
-	if s.cookies.read(r, s.cookies.sessionName, &sess) {
+	if s.cookies.read(r, s.cookies.sessionName, &sess) && sess.ID != "" {
 		if !s.csrfOK(r, sess) {
 			s.renderMessage(w, r, http.StatusForbidden, "err_csrf")
 			return
 		}
-		s.revoke(sess)
+		h := hashSessionID(sess.ID)
+		rec, err := s.sessions.Session(ctx, h)
+		if err == nil {
+			err = s.sessions.Revoke(ctx, h, s.now())
+		}
+		switch {
+		case errors.Is(err, ErrNoSession): // gone already
+		case err != nil:
+			// Keep the cookie: with it the person can sign out again once
+			// the store answers; without it they could not, while a copy
+			// of the cookie would still work.
+			s.log.ErrorContext(ctx, "admin: sign-out not recorded", "err", err)
+			s.renderMessage(w, r, http.StatusServiceUnavailable, "err_signout_failed")
+			return
+		default:
+			if err := s.cfg.Store.RecordEvent(ctx, s.meta(r, rec.AccountID), mapping.Event{
+				Action: "admin.signout", TargetType: "account", TargetID: rec.AccountID,
+			}); err != nil {
+				s.log.WarnContext(ctx, "admin: audit sign-out", "err", err)
+			}
+		}
 	}
 	s.cookies.clear(w, s.cookies.sessionName, http.SameSiteStrictMode)
 	s.renderMessage(w, r, http.StatusOK, "msg_signed_out")
@@ -203,15 +290,22 @@ type admin struct {
 	Session session
 }
 
-// requireAdmin lets a request through with a valid session of an account
-// that is still an administrator; state changes must also carry the
-// session's CSRF token (ADM-02). A session is extended on each use (idle
+// requireAdmin lets a request through with a usable session (see
+// sessionFrom) of an account that is still an administrator; state changes
+// must also carry the session's CSRF token (ADM-02). An account found no
+// longer an administrator loses every session, so that getting the role
+// back takes a new sign-in (ADM-04). Use extends the session (idle
 // timeout), never beyond the absolute timeout.
 func (s *Server) requireAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var sess session
+		ctx := r.Context()
 		now := s.now()
-		if !s.cookies.read(r, s.cookies.sessionName, &sess) || !s.validSession(sess, now) {
+		sess, rec, ok, err := s.sessionFrom(r, now)
+		if err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+		if !ok {
 			if r.Method == http.MethodGet || r.Method == http.MethodHead {
 				http.Redirect(w, r, s.path("/login"), http.StatusFound)
 				return
@@ -219,27 +313,33 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 			s.renderMessage(w, r, http.StatusForbidden, "err_csrf")
 			return
 		}
-		acct, err := s.cfg.Store.AccountByID(r.Context(), sess.AccountID)
+		acct, err := s.cfg.Store.AccountByID(ctx, rec.AccountID)
 		if err != nil && !errors.Is(err, mapping.ErrNotFound) {
 			s.internalError(w, r, err)
 			return
 		}
-		if err != nil || !s.isAdmin(acct) { // removed from the group or disabled since
+		if err != nil || !s.isAdmin(acct) { // removed from the group, disabled or deleted since
+			if n, err := s.sessions.RevokeAccount(ctx, rec.AccountID, now); err != nil {
+				s.log.ErrorContext(ctx, "admin: revoke sessions of a former administrator", "account_id", rec.AccountID, "err", err)
+			} else {
+				s.log.InfoContext(ctx, "admin: sessions of a former administrator revoked", "account_id", rec.AccountID, "sessions", n)
+			}
 			s.cookies.clear(w, s.cookies.sessionName, http.SameSiteStrictMode)
-			s.deny(w, r, sess.AccountID)
+			s.deny(w, r, rec.AccountID)
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && !s.csrfOK(r, sess) {
-			s.log.WarnContext(r.Context(), "admin: CSRF token missing or wrong", "path", r.URL.Path)
+			s.log.WarnContext(ctx, "admin: CSRF token missing or wrong", "path", r.URL.Path)
 			s.renderMessage(w, r, http.StatusForbidden, "err_csrf")
 			return
 		}
-		sess.LastSeen = now
-		if err := s.cookies.writeSession(w, sess); err != nil {
-			s.internalError(w, r, err)
-			return
+		if now.Sub(rec.LastSeen) >= touchEvery {
+			// A failed touch costs at most an early idle timeout: serve on.
+			if err := s.sessions.Touch(ctx, rec.IDHash, now); err != nil {
+				s.log.WarnContext(ctx, "admin: touch session", "err", err)
+			}
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminKey, &admin{Account: acct, Session: sess})))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, adminKey, &admin{Account: acct, Session: sess})))
 	})
 }
 
@@ -256,13 +356,5 @@ func (s *Server) csrfOK(r *http.Request, sess session) bool {
 
 // meta says who changes something, for the audit row (ADM-07).
 func (s *Server) meta(r *http.Request, actor string) mapping.Meta {
-	m := mapping.Meta{Actor: actor, Source: mapping.SourceAdmin, RequestID: requestID(r.Context())}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		m.ClientIP = ip.Unmap()
-	}
-	return m
+	return mapping.Meta{Actor: actor, Source: mapping.SourceAdmin, RequestID: requestID(r.Context()), ClientIP: clientIP(r)}
 }

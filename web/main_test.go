@@ -6,6 +6,6 @@ import (
 	"github.com/dingbridge/dingbridge/migrations/pgtest"
 )
 
-// The console's handler tests run on Postgres as well as on Memory; pgtest
-// stops the server it starts once they are done.
+// The console's handler tests run on Postgres as well as on Memory, and so
+// do the session store's; pgtest stops the server it starts once they are done.
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -55,6 +55,10 @@ type Config struct {
 	// SelfCheckInterval is how long after a corp's DingTalk self-check the
 	// next may run (default 1m): each run spends DingTalk quota.
 	SelfCheckInterval time.Duration
+	// Sessions keeps the console's sessions server-side (ADM-04); nil means
+	// a MemorySessions, which only one replica can use: with several,
+	// give them one PostgresSessions.
+	Sessions SessionStore
 }
 
 // Server is the admin console.
@@ -67,9 +71,12 @@ type Server struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	mu      sync.Mutex
-	disc    *discovery           // nil until discovery succeeds
-	revoked map[string]time.Time // signed-out session ids → when their cookie would expire anyway
+	sessions SessionStore
+	// Sign-in rate limits, per replica (see ratelimit.go).
+	starts, completions, denials *windowLimiter
+
+	mu   sync.Mutex
+	disc *discovery // nil until discovery succeeds
 	// lastCheck: corp id → start of its last DingTalk self-check (selfcheck.go).
 	lastCheck map[string]time.Time
 }
@@ -122,19 +129,25 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AbsoluteTimeout == 0 {
 		cfg.AbsoluteTimeout = 8 * time.Hour
 	}
+	if cfg.Sessions == nil {
+		cfg.Sessions = NewMemorySessions()
+	}
 	pages, err := newRenderer()
 	if err != nil {
 		return nil, fmt.Errorf("admin console: %w", err)
 	}
 	return &Server{
-		cfg:      cfg,
-		base:     base,
-		basePath: strings.TrimRight(base.Path, "/"),
-		pages:    pages,
-		cookies:  newCookieCodec(cfg.CookieHashKey, cfg.CookieBlockKey, cfg.Secure),
-		log:      cfg.Logger,
-		now:      cfg.Now,
-		revoked:  map[string]time.Time{},
+		cfg:         cfg,
+		base:        base,
+		basePath:    strings.TrimRight(base.Path, "/"),
+		pages:       pages,
+		cookies:     newCookieCodec(cfg.CookieHashKey, cfg.CookieBlockKey, cfg.Secure),
+		log:         cfg.Logger,
+		now:         cfg.Now,
+		sessions:    cfg.Sessions,
+		starts:      newWindowLimiter(maxSignInStarts, signInWindow, cfg.Now),
+		completions: newWindowLimiter(maxSignInCompletions, signInWindow, cfg.Now),
+		denials:     newWindowLimiter(maxDenials, denialWindow, cfg.Now),
 	}, nil
 }
 
@@ -147,7 +160,7 @@ func (s *Server) Routes() chi.Router {
 		s.log.WarnContext(r.Context(), "admin: cross-origin request refused", "origin", r.Header.Get("Origin"), "path", r.URL.Path)
 		s.renderMessage(w, r, http.StatusForbidden, "err_cross_origin")
 	}))
-	r.Use(withRequestID, securityHeaders, cop.Handler, limitBody)
+	r.Use(withRequestID, s.securityHeaders, cop.Handler, limitBody)
 	r.Get("/static/admin.css", serveCSS)
 	r.Get("/static/clients.js", serveClientsJS)
 	r.Get("/login", s.login)
@@ -187,10 +200,20 @@ func (s *Server) Routes() chi.Router {
 const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; " +
 	"base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 
-// securityHeaders sets the headers every console response carries (ADM-03, ADM-05).
-func securityHeaders(next http.Handler) http.Handler {
+// hsts tells browsers to reach the console over https only, for a year
+// (SEC-07). No preload: that is a commitment for the whole domain, which
+// only its owner can make.
+const hsts = "max-age=31536000"
+
+// securityHeaders sets the headers every console response carries (ADM-03,
+// ADM-05, BAD-78). HSTS only when the console is served over https: on the
+// plain-http loopback demo browsers ignore it anyway.
+func (s *Server) securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
+		if s.cfg.Secure {
+			h.Set("Strict-Transport-Security", hsts)
+		}
 		h.Set("Content-Security-Policy", csp)
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")

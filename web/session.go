@@ -1,8 +1,10 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"time"
 
@@ -20,14 +22,14 @@ const (
 	flowLifetime        = 10 * time.Minute
 )
 
-// session is a signed-in administrator, sealed in the session cookie. A new
-// one, with a new id and CSRF token, is made on every sign-in.
+// session is what the session cookie holds: a reference to a server-side
+// SessionRecord, and the session's CSRF token. A new one, with a new id and
+// CSRF token, is made on every sign-in (ADM-04). Whether it may be used is
+// decided by the record, which every replica sees: the cookie carries no
+// time, so it never needs rewriting.
 type session struct {
-	ID        string    `json:"i"` // revoked server-side on sign-out
-	AccountID string    `json:"a"`
-	AuthTime  time.Time `json:"t"`
-	LastSeen  time.Time `json:"l"`
-	CSRF      string    `json:"c"`
+	ID   string `json:"i"` // only its SHA-256 is stored
+	CSRF string `json:"c"`
 }
 
 // flow is a sign-in in progress, sealed in the flow cookie.
@@ -94,32 +96,50 @@ func (c *cookieCodec) writeFlow(w http.ResponseWriter, f flow) error {
 	return c.write(w, c.flowNm, f, http.SameSiteLaxMode)
 }
 
-// validSession reports whether sess may be used at now: not idle too long,
-// not older than the absolute timeout, not signed out.
-func (s *Server) validSession(sess session, now time.Time) bool {
-	if sess.ID == "" || sess.AccountID == "" || sess.CSRF == "" {
-		return false
+// touchEvery bounds how often a session's LastSeen is written: once a
+// minute is precise enough for an idle timeout of minutes and spares the
+// store a write per page view.
+const touchEvery = time.Minute
+
+// startSession creates a session for accountID, server-side first, and
+// cleans up sessions nobody can use any more. Clean-up rides on sign-ins
+// because only sign-ins add rows: the store stays as small as the number of
+// recent sign-ins without a background job.
+func (s *Server) startSession(ctx context.Context, accountID string) (session, error) {
+	now := s.now()
+	sess := session{ID: randomToken(), CSRF: randomToken()}
+	rec := SessionRecord{
+		IDHash: hashSessionID(sess.ID), AccountID: accountID,
+		Created: now, LastSeen: now, Expires: now.Add(s.cfg.AbsoluteTimeout),
 	}
-	if now.Sub(sess.LastSeen) > s.cfg.IdleTimeout || now.Sub(sess.AuthTime) > s.cfg.AbsoluteTimeout {
-		return false
+	if err := s.sessions.Create(ctx, rec); err != nil {
+		return session{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, revoked := s.revoked[sess.ID]
-	return !revoked
+	if n, err := s.sessions.DeleteExpired(ctx, now, now.Add(-s.cfg.IdleTimeout)); err != nil {
+		s.log.WarnContext(ctx, "admin: clean up sessions", "err", err)
+	} else if n > 0 {
+		s.log.DebugContext(ctx, "admin: cleaned up sessions", "removed", n)
+	}
+	return sess, nil
 }
 
-// revoke remembers a signed-out session until it would have expired anyway.
-func (s *Server) revoke(sess session) {
-	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, until := range s.revoked {
-		if now.After(until) {
-			delete(s.revoked, id)
-		}
+// sessionFrom returns the request's session and its record when the session
+// may be used at now: the cookie opens, the store has the session, and it is
+// not signed out, idle too long or past the absolute timeout. ok is false
+// otherwise; err is set only when the store could not answer.
+func (s *Server) sessionFrom(r *http.Request, now time.Time) (sess session, rec SessionRecord, ok bool, err error) {
+	if !s.cookies.read(r, s.cookies.sessionName, &sess) || sess.ID == "" || sess.CSRF == "" {
+		return session{}, SessionRecord{}, false, nil
 	}
-	s.revoked[sess.ID] = sess.AuthTime.Add(s.cfg.AbsoluteTimeout)
+	rec, err = s.sessions.Session(r.Context(), hashSessionID(sess.ID))
+	if errors.Is(err, ErrNoSession) {
+		return session{}, SessionRecord{}, false, nil
+	}
+	if err != nil {
+		return session{}, SessionRecord{}, false, err
+	}
+	usable := rec.Revoked.IsZero() && now.Before(rec.Expires) && now.Sub(rec.LastSeen) <= s.cfg.IdleTimeout
+	return sess, rec, usable, nil
 }
 
 // randomToken returns 32 random bytes, base64url.

@@ -52,10 +52,14 @@ func newTestConsole(t *testing.T) *testConsole {
 	return tc
 }
 
-// signIn mints a session cookie for acct as the callback would.
+// signIn starts a session for acct as the callback would, and returns its
+// cookie.
 func (tc *testConsole) signIn(t *testing.T, acct mapping.Account) (*http.Cookie, session) {
 	t.Helper()
-	sess := session{ID: randomToken(), AccountID: acct.ID, AuthTime: tc.now, LastSeen: tc.now, CSRF: randomToken()}
+	sess, err := tc.s.startSession(t.Context(), acct.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rec := httptest.NewRecorder()
 	if err := tc.s.cookies.writeSession(rec, sess); err != nil {
 		t.Fatal(err)

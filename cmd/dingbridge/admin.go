@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dingbridge/dingbridge/dingtalk"
 	"github.com/dingbridge/dingbridge/mapping"
@@ -99,6 +100,7 @@ func mountAdmin(r chi.Router, cfg *Config, store mapping.Store, logger *slog.Log
 		Clients:           consoleClients(cfg, ac),
 		DingTalkCorps:     dingtalkCorps,
 		SelfCheckInterval: cfg.Admin.SelfCheckInterval,
+		Sessions:          adminSessions(store),
 	})
 	if err != nil {
 		return err
@@ -164,6 +166,17 @@ func consoleCorps(cfg *Config, issuer *url.URL, logger *slog.Logger) ([]web.Ding
 		out = append(out, dc)
 	}
 	return out, nil
+}
+
+// adminSessions keeps the console's sessions beside the accounts: in
+// Postgres when the bridge runs on Postgres, so that every replica sees a
+// sign-out at once (ADM-04); in memory for the in-memory demo, which is one
+// process.
+func adminSessions(accounts mapping.Store) web.SessionStore {
+	if pg, ok := accounts.(interface{ Pool() *pgxpool.Pool }); ok {
+		return web.NewPostgresSessions(pg.Pool())
+	}
+	return web.NewMemorySessions()
 }
 
 // inProcess serves requests for the issuer's host with the router itself:
