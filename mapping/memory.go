@@ -14,10 +14,12 @@ import (
 // Memory is the in-memory Store, for the demo and fast tests. It keeps the Postgres
 // store's rules (they are shared code) and its guarantees: a transaction sees and makes
 // changes all or nothing, because it works on a copy of the state that replaces the state
-// only on success. Writers take turns; readers share.
+// only on success. Writers take turns; readers read the last committed state and, as in
+// Postgres, do not wait for a writer (an import of thousands of lines is one long write).
 type Memory struct {
 	core
-	mu    sync.RWMutex
+	wmu   sync.Mutex   // held by the writer
+	mu    sync.RWMutex // guards the state pointer
 	state *memState
 	jobs  memJobs // import jobs, under their own lock (see memJobs)
 }
@@ -74,23 +76,31 @@ func (b memBackend) write(ctx context.Context, fn func(tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	b.m.mu.Lock()
-	defer b.m.mu.Unlock()
-	work := b.m.state.clone()
+	b.m.wmu.Lock()
+	defer b.m.wmu.Unlock()
+	// Only writers replace the state, so the one read here stays current until the swap
+	// below; it is never modified in place, so readers may go on reading it meanwhile.
+	work := b.m.snapshot().clone()
 	if err := fn(&memTx{s: work, now: b.m.now}); err != nil {
 		return err
 	}
+	b.m.mu.Lock()
 	b.m.state = work
+	b.m.mu.Unlock()
 	return nil
+}
+
+func (m *Memory) snapshot() *memState {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.state
 }
 
 func (b memBackend) read(ctx context.Context, fn func(tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	b.m.mu.RLock()
-	defer b.m.mu.RUnlock()
-	return fn(&memTx{s: b.m.state, now: b.m.now})
+	return fn(&memTx{s: b.m.snapshot(), now: b.m.now})
 }
 
 // memTx implements tx on a memState. Locks are no-ops: writers already take turns.
