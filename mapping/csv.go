@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +65,15 @@ type ImportOptions struct {
 	// Relink lets a line move an identity that is linked to another account; otherwise
 	// such a line is a conflict.
 	Relink bool
+	// Progress, when set, is told how many lines are done out of how many: once the file
+	// is read, then after each line. It runs inside the import's transaction, so it must
+	// be quick and must not wait for the store (it may write elsewhere, e.g. a job's
+	// progress).
+	Progress func(done, total int)
+	// Expect, when set, is the Digest of a dry run that this import must repeat line for
+	// line. If the mapping changed since, so that any line's outcome or changes differ,
+	// the import writes nothing and reports Changed, with the lines as they are now.
+	Expect string
 }
 
 // Outcome is what one import line does.
@@ -82,13 +94,48 @@ type LineReport struct {
 	Outcome  Outcome
 	Identity Key // zero for a line about an account alone
 	Username string
-	Detail   string // what the line does, or why it cannot
+	Detail   string // what the line does, or why it cannot, in English
+	// Changes is what a create or an update writes, field by field, so that a person can
+	// judge it before applying. Values the store makes up (a new account's random id) are
+	// left out: a dry run and its apply report the same changes.
+	Changes []Change `json:",omitempty"`
+	// Conflict is why a conflict line contradicts the mapping, and ConflictWith what it
+	// collides with: the username of the account that has the identity or the username,
+	// or the key of the identity that has the unionId.
+	Conflict     Conflict `json:",omitempty"`
+	ConflictWith string   `json:",omitempty"`
+	// Field is the column an error line's problem is in ("line" for a line with the wrong
+	// number of cells); empty when the line names an account that does not exist.
+	Field string `json:",omitempty"`
+}
+
+// Change is one field a line changes.
+type Change struct {
+	// Field is an account's column (username, display_name, email, email_verified, phone,
+	// groups, disabled), or of the line's identity: identity (created), linked_to (the
+	// account it is linked to, by username), union_id, app_key.
+	Field  string
+	Before string `json:",omitempty"`
+	After  string `json:",omitempty"`
 }
 
 // ImportReport is the outcome of an import, line by line.
 type ImportReport struct {
 	Lines   []LineReport
 	Applied bool // the changes were written
+	// Changed: ImportOptions.Expect was given and the lines now differ from it, so
+	// nothing was written; Lines are what the import would do now.
+	Changed bool `json:",omitempty"`
+}
+
+// Digest identifies what the report's lines do, for ImportOptions.Expect: equal lines,
+// equal digests.
+func (r ImportReport) Digest() string {
+	h := sha256.New()
+	if err := json.NewEncoder(h).Encode(r.Lines); err != nil {
+		panic(err) // plain strings, ints and slices of them: cannot fail
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Count returns how many lines had outcome o.
@@ -200,6 +247,17 @@ func parseImport(r io.Reader) ([]importLine, error) {
 	return lines, nil
 }
 
+// CheckImport reads an import file as Import does, without a store, and returns how many
+// lines it has, or why it cannot be imported at all (an error matching ErrInvalid: the
+// size, the header, the CSV syntax).
+func CheckImport(r io.Reader) (int, error) {
+	lines, err := parseImport(r)
+	if err != nil {
+		return 0, fmt.Errorf("import: %w", err)
+	}
+	return len(lines), nil
+}
+
 // errLineFailed rolls back a line's savepoint; the line's report says why.
 var errLineFailed = errors.New("import line failed")
 
@@ -213,14 +271,22 @@ func (c *core) Import(ctx context.Context, m Meta, r io.Reader, opts ImportOptio
 	if err != nil {
 		return ImportReport{}, fmt.Errorf("import: %w", err)
 	}
+	progress := opts.Progress
+	if progress == nil {
+		progress = func(int, int) {}
+	}
 	var report ImportReport
 	err = c.db.write(ctx, func(t tx) error {
 		report = ImportReport{Lines: make([]LineReport, 0, len(lines))}
-		for _, l := range lines {
-			var lr LineReport
+		progress(0, len(lines))
+		for i, l := range lines {
+			var (
+				lr LineReport
+				ce *ConflictError
+			)
 			err := t.savepoint(ctx, func(t tx) error {
 				var err error
-				if lr, err = c.importLine(ctx, t, m, l, opts); err != nil {
+				if lr, ce, err = c.importLine(ctx, t, m, l, opts); err != nil {
 					return err
 				}
 				if lr.Outcome == OutcomeConflict || lr.Outcome == OutcomeError {
@@ -231,7 +297,19 @@ func (c *core) Import(ctx context.Context, m Meta, r io.Reader, opts ImportOptio
 			if err != nil && !errors.Is(err, errLineFailed) {
 				return fmt.Errorf("line %d: %w", l.num, err)
 			}
+			if ce != nil {
+				// Described after the savepoint is rolled back: in Postgres a unique
+				// violation aborts the statements after it until then.
+				lr.ConflictWith, lr.Detail = c.describeConflict(ctx, t, ce, l)
+			}
 			report.Lines = append(report.Lines, lr)
+			progress(i+1, len(lines))
+		}
+		// Compared inside the transaction that would commit, so that what is written is
+		// exactly what was previewed.
+		if opts.Expect != "" && report.Digest() != opts.Expect {
+			report.Changed = true
+			return errRollback
 		}
 		if !opts.Apply || !report.OK() {
 			return errRollback
@@ -247,46 +325,86 @@ func (c *core) Import(ctx context.Context, m Meta, r io.Reader, opts ImportOptio
 
 // importLine does what one line says, in t. A conflict or a malformed line is the
 // report's outcome, not an error; an error is a failure of the store.
-func (c *core) importLine(ctx context.Context, t tx, m Meta, l importLine, opts ImportOptions) (LineReport, error) {
+func (c *core) importLine(ctx context.Context, t tx, m Meta, l importLine, opts ImportOptions) (LineReport, *ConflictError, error) {
 	lr := LineReport{Line: l.num, Username: l.username()}
 	if l.identityNamed() {
 		lr.Identity = l.key()
 	}
-	var did []string
-	created, err := c.importAccountAndLink(ctx, t, m, l, opts, &did)
-	var ce *ConflictError
+	var d doing
+	created, err := c.importAccountAndLink(ctx, t, m, l, opts, &d)
+	var (
+		ce  *ConflictError
+		ve  *ValidationError
+		did = d.did
+	)
 	switch {
 	case err == nil && created:
-		lr.Outcome = OutcomeCreate
+		lr.Outcome, lr.Changes = OutcomeCreate, d.changes
 	case err == nil && len(did) > 0:
-		lr.Outcome = OutcomeUpdate
+		lr.Outcome, lr.Changes = OutcomeUpdate, d.changes
 	case err == nil:
 		lr.Outcome, did = OutcomeNoop, []string{"nothing to change"}
 	case errors.As(err, &ce):
-		lr.Outcome, did = OutcomeConflict, []string{c.describeConflict(ctx, t, ce, l)}
+		lr.Outcome, lr.Conflict = OutcomeConflict, ce.Reason
+		return lr, ce, nil // the caller describes it
 	case errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound):
 		lr.Outcome, did = OutcomeError, []string{err.Error()}
+		if errors.As(err, &ve) {
+			lr.Field = ve.Field
+		}
 	default:
-		return LineReport{}, err
+		return LineReport{}, nil, err
 	}
 	lr.Detail = strings.Join(did, "; ")
-	return lr, nil
+	return lr, nil, nil
 }
 
-func (c *core) importAccountAndLink(ctx context.Context, t tx, m Meta, l importLine, opts ImportOptions, did *[]string) (created bool, err error) {
+// doing collects what a line does: in words, and field by field.
+type doing struct {
+	did     []string
+	changes []Change
+}
+
+func (d *doing) change(field, before, after string) {
+	if before != after {
+		d.changes = append(d.changes, Change{Field: field, Before: before, After: after})
+	}
+}
+
+// accountChanges records the fields in which next differs from cur (zero for a new
+// account).
+func (d *doing) accountChanges(cur, next Account) {
+	d.change("username", cur.Username, next.Username)
+	d.change("display_name", cur.DisplayName, next.DisplayName)
+	d.change("email", cur.Email, next.Email)
+	d.change("email_verified", boolCell(cur.EmailVerified, cur.Username != ""), boolCell(next.EmailVerified, true))
+	d.change("phone", cur.Phone, next.Phone)
+	d.change("groups", strings.Join(cur.Groups, ";"), strings.Join(next.Groups, ";"))
+	d.change("disabled", boolCell(cur.Disabled, cur.Username != ""), boolCell(next.Disabled, true))
+}
+
+// boolCell is a boolean as a cell; "" for a field of an account that does not exist yet.
+func boolCell(v, exists bool) string {
+	if !exists {
+		return ""
+	}
+	return strconv.FormatBool(v)
+}
+
+func (c *core) importAccountAndLink(ctx context.Context, t tx, m Meta, l importLine, opts ImportOptions, d *doing) (created bool, err error) {
 	if l.err != nil {
 		return false, l.err
 	}
-	a, created, err := c.importAccount(ctx, t, m, l, did)
+	a, created, err := c.importAccount(ctx, t, m, l, d)
 	if err != nil || !l.identityNamed() {
 		return created, err
 	}
-	made, err := c.importIdentity(ctx, t, m, l, a, opts, did)
+	made, err := c.importIdentity(ctx, t, m, l, a, opts, d)
 	return created || made, err
 }
 
 // importAccount finds, creates or updates the line's account.
-func (c *core) importAccount(ctx context.Context, t tx, m Meta, l importLine, did *[]string) (Account, bool, error) {
+func (c *core) importAccount(ctx context.Context, t tx, m Meta, l importLine, d *doing) (Account, bool, error) {
 	next := Account{ID: l.get("account_id"), Username: l.get("username")}
 	var err error
 	if next.EmailVerified, err = l.boolean("email_verified"); err != nil {
@@ -312,7 +430,8 @@ func (c *core) importAccount(ctx context.Context, t tx, m Meta, l importLine, di
 		if err != nil {
 			return Account{}, false, err
 		}
-		*did = append(*did, "create account "+a.Username)
+		d.did = append(d.did, "create account "+a.Username)
+		d.accountChanges(Account{}, a)
 		return a, true, nil
 	}
 	if err != nil {
@@ -335,16 +454,17 @@ func (c *core) importAccount(ctx context.Context, t tx, m Meta, l importLine, di
 		return Account{}, false, err
 	}
 	if changed {
-		*did = append(*did, "update account "+a.Username)
+		d.did = append(d.did, "update account "+a.Username)
 	}
 	if l.has("disabled") {
 		if a, changed, err = c.setAccountDisabled(ctx, t, m, a, disabled); err != nil {
 			return Account{}, false, err
 		}
 		if changed {
-			*did = append(*did, map[bool]string{true: "disable", false: "enable"}[disabled]+" account "+a.Username)
+			d.did = append(d.did, map[bool]string{true: "disable", false: "enable"}[disabled]+" account "+a.Username)
 		}
 	}
+	d.accountChanges(cur, a)
 	return a, false, nil
 }
 
@@ -363,7 +483,7 @@ func splitGroups(s string) []string {
 }
 
 // importIdentity finds or creates the line's identity and links it to a.
-func (c *core) importIdentity(ctx context.Context, t tx, m Meta, l importLine, a Account, opts ImportOptions, did *[]string) (bool, error) {
+func (c *core) importIdentity(ctx context.Context, t tx, m Meta, l importLine, a Account, opts ImportOptions, d *doing) (bool, error) {
 	id := normalizeIdentity(Identity{CorpID: l.get("corp_id"), UserID: l.get("user_id"), UnionID: l.get("union_id"), AppKey: l.get("app_key")})
 	if err := validateIdentity(id, false); err != nil {
 		return false, err
@@ -391,7 +511,11 @@ func (c *core) importIdentity(ctx context.Context, t tx, m Meta, l importLine, a
 		if err != nil {
 			return false, err
 		}
-		*did = append(*did, fmt.Sprintf("create identity %s linked to %s", b.Key(), a.Username))
+		d.did = append(d.did, fmt.Sprintf("create identity %s linked to %s", b.Key(), a.Username))
+		d.change("identity", "", b.Key().String())
+		d.change("linked_to", "", a.Username)
+		d.change("union_id", "", b.UnionID)
+		d.change("app_key", "", b.AppKey)
 		return true, nil
 	}
 	if err != nil {
@@ -402,23 +526,32 @@ func (c *core) importIdentity(ctx context.Context, t tx, m Meta, l importLine, a
 		if err != nil {
 			return false, err
 		}
+		prev := cur
 		if cur, _, err = c.updateIDs(ctx, t, m, cur, acct, id.UnionID, cur.OpenID, id.AppKey); err != nil {
 			return false, err
 		}
-		*did = append(*did, "set union_id of "+cur.Key().String())
+		d.did = append(d.did, "set union_id of "+cur.Key().String())
+		d.change("union_id", prev.UnionID, cur.UnionID)
+		d.change("app_key", prev.AppKey, cur.AppKey)
 	}
 	switch {
 	case !cur.Linked():
 		if _, err := c.link(ctx, t, m, cur, a.ID, RequestClosed); err != nil {
 			return false, err
 		}
-		*did = append(*did, fmt.Sprintf("link %s to %s", cur.Key(), a.Username))
+		d.did = append(d.did, fmt.Sprintf("link %s to %s", cur.Key(), a.Username))
+		d.change("linked_to", "", a.Username)
 	case cur.AccountID == a.ID:
 	case opts.Relink:
+		from := cur.AccountID
+		if prev, err := t.account(ctx, cur.AccountID, noLock); err == nil {
+			from = prev.Username
+		}
 		if _, _, err := c.relink(ctx, t, m, cur, a.ID); err != nil {
 			return false, err
 		}
-		*did = append(*did, fmt.Sprintf("relink %s to %s", cur.Key(), a.Username))
+		d.did = append(d.did, fmt.Sprintf("relink %s to %s", cur.Key(), a.Username))
+		d.change("linked_to", from, a.Username)
 	default:
 		return false, conflict(ConflictIdentityLinked, cur.AccountID)
 	}
@@ -433,8 +566,9 @@ func accountOf(ctx context.Context, t tx, b Binding) (*Account, error) {
 	return &a, err
 }
 
-// describeConflict says what a line contradicts, naming accounts by username.
-func (c *core) describeConflict(ctx context.Context, t tx, ce *ConflictError, l importLine) string {
+// describeConflict says what a line contradicts, naming accounts by username: what it
+// collides with, and a sentence.
+func (c *core) describeConflict(ctx context.Context, t tx, ce *ConflictError, l importLine) (with, detail string) {
 	who := ce.AccountID
 	if who != "" {
 		if a, err := t.account(ctx, who, noLock); err == nil {
@@ -443,15 +577,19 @@ func (c *core) describeConflict(ctx context.Context, t tx, ce *ConflictError, l 
 	}
 	switch ce.Reason {
 	case ConflictIdentityLinked:
-		return fmt.Sprintf("identity %s is linked to %s, not %s (unlink it first, or import with relink)", l.key(), who, l.username())
+		return who, fmt.Sprintf("identity %s is linked to %s, not %s (unlink it first, or import with relink)", l.key(), who, l.username())
 	case ConflictUsernameTaken:
-		return fmt.Sprintf("username %s belongs to another account", l.username())
+		return l.username(), fmt.Sprintf("username %s belongs to another account", l.username())
 	case ConflictUnionIDTaken:
-		return fmt.Sprintf("union_id %s belongs to another identity in %s", l.get("union_id"), l.get("corp_id"))
+		other := ""
+		if b, err := t.bindingByUnionID(ctx, strings.TrimSpace(l.get("corp_id")), strings.TrimSpace(l.get("union_id")), noLock); err == nil {
+			other = b.Key().String()
+		}
+		return other, fmt.Sprintf("union_id %s belongs to another identity in %s", l.get("union_id"), l.get("corp_id"))
 	case ConflictAccountIDTaken:
-		return fmt.Sprintf("account id %s is taken", l.get("account_id"))
+		return l.get("account_id"), fmt.Sprintf("account id %s is taken", l.get("account_id"))
 	}
-	return ce.Error()
+	return who, ce.Error()
 }
 
 // exportHeader is the export's columns, in order.

@@ -3,6 +3,7 @@ package mapping
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -13,11 +14,14 @@ import (
 // Memory is the in-memory Store, for the demo and fast tests. It keeps the Postgres
 // store's rules (they are shared code) and its guarantees: a transaction sees and makes
 // changes all or nothing, because it works on a copy of the state that replaces the state
-// only on success. Writers take turns; readers share.
+// only on success. Writers take turns; readers read the last committed state and, as in
+// Postgres, do not wait for a writer (an import of thousands of lines is one long write).
 type Memory struct {
 	core
-	mu    sync.RWMutex
+	wmu   sync.Mutex   // held by the writer
+	mu    sync.RWMutex // guards the state pointer
 	state *memState
+	jobs  memJobs // import jobs, under their own lock (see memJobs)
 }
 
 // NewMemory returns an empty in-memory store.
@@ -72,23 +76,31 @@ func (b memBackend) write(ctx context.Context, fn func(tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	b.m.mu.Lock()
-	defer b.m.mu.Unlock()
-	work := b.m.state.clone()
+	b.m.wmu.Lock()
+	defer b.m.wmu.Unlock()
+	// Only writers replace the state, so the one read here stays current until the swap
+	// below; it is never modified in place, so readers may go on reading it meanwhile.
+	work := b.m.snapshot().clone()
 	if err := fn(&memTx{s: work, now: b.m.now}); err != nil {
 		return err
 	}
+	b.m.mu.Lock()
 	b.m.state = work
+	b.m.mu.Unlock()
 	return nil
+}
+
+func (m *Memory) snapshot() *memState {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.state
 }
 
 func (b memBackend) read(ctx context.Context, fn func(tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	b.m.mu.RLock()
-	defer b.m.mu.RUnlock()
-	return fn(&memTx{s: b.m.state, now: b.m.now})
+	return fn(&memTx{s: b.m.snapshot(), now: b.m.now})
 }
 
 // memTx implements tx on a memState. Locks are no-ops: writers already take turns.
@@ -446,4 +458,115 @@ func (t *memTx) auditEvents(_ context.Context, q AuditQuery) ([]AuditEvent, erro
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// --- import jobs ---
+
+// memJobs holds import jobs. It has its own lock, not the mapping's: an import's progress
+// callback writes to its job while the import's transaction holds the mapping's lock.
+type memJobs struct {
+	mu   sync.Mutex
+	jobs map[string]ImportJob
+}
+
+// CreateImportJob implements Store.
+func (m *Memory) CreateImportJob(ctx context.Context, j ImportJob) (ImportJob, error) {
+	if err := ctx.Err(); err != nil {
+		return ImportJob{}, err
+	}
+	if err := validateJob(j); err != nil {
+		return ImportJob{}, err
+	}
+	now := m.now()
+	j.ID, j.CreatedAt, j.UpdatedAt = NewID(), now, now
+	j.Data, j.Report = slices.Clone(j.Data), cloneReport(j.Report)
+	m.jobs.mu.Lock()
+	defer m.jobs.mu.Unlock()
+	if m.jobs.jobs == nil {
+		m.jobs.jobs = map[string]ImportJob{}
+	}
+	for id, old := range m.jobs.jobs {
+		if !old.ExpiresAt.After(now) {
+			delete(m.jobs.jobs, id)
+		}
+	}
+	m.jobs.jobs[j.ID] = j
+	return j, nil
+}
+
+// ImportJob implements Store.
+func (m *Memory) ImportJob(ctx context.Context, owner, id string, parts JobParts) (ImportJob, error) {
+	if err := ctx.Err(); err != nil {
+		return ImportJob{}, err
+	}
+	m.jobs.mu.Lock()
+	defer m.jobs.mu.Unlock()
+	j, ok := m.jobs.jobs[id]
+	if !ok || j.Owner != owner || !j.ExpiresAt.After(m.now()) {
+		return ImportJob{}, fmt.Errorf("import job %q: %w", id, ErrNotFound)
+	}
+	j.Report, j.Data = nil, nil
+	if parts&JobReport != 0 {
+		j.Report = cloneReport(m.jobs.jobs[id].Report)
+	}
+	if parts&JobData != 0 {
+		j.Data = slices.Clone(m.jobs.jobs[id].Data)
+	}
+	return j, nil
+}
+
+// UpdateImportJob implements Store.
+func (m *Memory) UpdateImportJob(ctx context.Context, j ImportJob, from JobState) (ImportJob, error) {
+	if err := ctx.Err(); err != nil {
+		return ImportJob{}, err
+	}
+	j.Data = nil
+	if err := validateJob(j); err != nil {
+		return ImportJob{}, err
+	}
+	now := m.now()
+	m.jobs.mu.Lock()
+	defer m.jobs.mu.Unlock()
+	cur, ok := m.jobs.jobs[j.ID]
+	if !ok || cur.Owner != j.Owner || !cur.ExpiresAt.After(now) {
+		return ImportJob{}, fmt.Errorf("import job %q: %w", j.ID, ErrNotFound)
+	}
+	if cur.State != from {
+		return ImportJob{}, fmt.Errorf("update import job %q: not %s: %w", j.ID, from, stale(0))
+	}
+	// What the Postgres store keeps: everything but the data, the file name and the
+	// option, which belong to the upload.
+	cur.State, cur.Done, cur.Total, cur.Report = j.State, j.Done, j.Total, cloneReport(j.Report)
+	cur.Digest, cur.Error, cur.UpdatedAt, cur.ExpiresAt = j.Digest, j.Error, now, j.ExpiresAt
+	m.jobs.jobs[j.ID] = cur
+	j.UpdatedAt, j.FileName, j.Relink, j.CreatedAt = now, cur.FileName, cur.Relink, cur.CreatedAt
+	return j, nil
+}
+
+// ImportJobProgress implements Store.
+func (m *Memory) ImportJobProgress(ctx context.Context, id string, done, total int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.jobs.mu.Lock()
+	defer m.jobs.mu.Unlock()
+	j, ok := m.jobs.jobs[id]
+	if ok && (j.State == JobPreviewing || j.State == JobApplying) {
+		j.Done, j.Total, j.UpdatedAt = done, total, m.now()
+		m.jobs.jobs[id] = j
+	}
+	return nil
+}
+
+// cloneReport copies a report so that the caller's and the store's share nothing.
+func cloneReport(r *ImportReport) *ImportReport {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.Lines = slices.Clone(r.Lines)
+	for i := range c.Lines {
+		c.Lines[i].Changes = slices.Clone(c.Lines[i].Changes)
+	}
+	return &c
 }

@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -577,4 +578,127 @@ func (t *pgTx) auditEvents(ctx context.Context, q AuditQuery) ([]AuditEvent, err
 		}
 		return e, err
 	})
+}
+
+// --- import jobs ---
+
+const (
+	deleteExpiredJobsSQL = `delete from import_jobs where expires_at <= $1`
+	insertJobSQL         = `
+insert into import_jobs (id, owner, file_name, relink, state, done, total, data, report, digest, error,
+	created_at, updated_at, expires_at)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)`
+)
+
+// CreateImportJob implements Store.
+func (p *Postgres) CreateImportJob(ctx context.Context, j ImportJob) (ImportJob, error) {
+	if err := validateJob(j); err != nil {
+		return ImportJob{}, err
+	}
+	now := p.now()
+	j.ID, j.CreatedAt, j.UpdatedAt = NewID(), now, now
+	report, err := jobReportJSON(j.Report)
+	if err != nil {
+		return ImportJob{}, err
+	}
+	err = pgx.BeginFunc(ctx, p.pool, func(t pgx.Tx) error {
+		if _, err := t.Exec(ctx, deleteExpiredJobsSQL, now); err != nil {
+			return err
+		}
+		_, err := t.Exec(ctx, insertJobSQL, j.ID, j.Owner, j.FileName, j.Relink, j.State, j.Done, j.Total,
+			nonNil(j.Data), report, j.Digest, j.Error, now, j.ExpiresAt)
+		return err
+	})
+	if err != nil {
+		return ImportJob{}, fmt.Errorf("create import job: %w", mapError(err))
+	}
+	return j, nil
+}
+
+func jobReportJSON(r *ImportReport) ([]byte, error) {
+	if r == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode import report: %w", err)
+	}
+	return b, nil
+}
+
+// ImportJob implements Store.
+func (p *Postgres) ImportJob(ctx context.Context, owner, id string, parts JobParts) (ImportJob, error) {
+	// Only the parts asked for leave the database: a progress poll reads neither the file
+	// nor the report.
+	report, data := "null::json", "''::bytea"
+	if parts&JobReport != 0 {
+		report = "report"
+	}
+	if parts&JobData != 0 {
+		data = "data"
+	}
+	var (
+		j   ImportJob
+		raw []byte
+	)
+	err := p.pool.QueryRow(ctx, `select id, owner, file_name, relink, state, done, total, `+report+`, `+data+`,
+		digest, error, created_at, updated_at, expires_at from import_jobs
+		where id = $1 and owner = $2 and expires_at > $3`, id, owner, p.now()).
+		Scan(&j.ID, &j.Owner, &j.FileName, &j.Relink, &j.State, &j.Done, &j.Total, &raw, &j.Data,
+			&j.Digest, &j.Error, &j.CreatedAt, &j.UpdatedAt, &j.ExpiresAt)
+	if err != nil {
+		return ImportJob{}, fmt.Errorf("import job %q: %w", id, mapError(err))
+	}
+	j.CreatedAt, j.UpdatedAt, j.ExpiresAt = j.CreatedAt.UTC(), j.UpdatedAt.UTC(), j.ExpiresAt.UTC()
+	if len(raw) > 0 && string(raw) != "null" {
+		j.Report = new(ImportReport)
+		if err := json.Unmarshal(raw, j.Report); err != nil {
+			return ImportJob{}, fmt.Errorf("import job %q: decode report: %w", id, err)
+		}
+	}
+	if len(j.Data) == 0 {
+		j.Data = nil
+	}
+	return j, nil
+}
+
+const updateJobSQL = `
+update import_jobs set state = $4, done = $5, total = $6, report = $7, digest = $8, error = $9,
+	updated_at = $10, expires_at = $11
+where id = $1 and owner = $2 and state = $3 and expires_at > $10`
+
+// UpdateImportJob implements Store.
+func (p *Postgres) UpdateImportJob(ctx context.Context, j ImportJob, from JobState) (ImportJob, error) {
+	j.Data = nil
+	if err := validateJob(j); err != nil {
+		return ImportJob{}, err
+	}
+	report, err := jobReportJSON(j.Report)
+	if err != nil {
+		return ImportJob{}, err
+	}
+	now := p.now()
+	tag, err := p.pool.Exec(ctx, updateJobSQL, j.ID, j.Owner, from, j.State, j.Done, j.Total, report, j.Digest, j.Error, now, j.ExpiresAt)
+	if err != nil {
+		return ImportJob{}, fmt.Errorf("update import job %q: %w", j.ID, mapError(err))
+	}
+	if tag.RowsAffected() == 0 {
+		// Tell a job in another state from one that is gone.
+		if _, err := p.ImportJob(ctx, j.Owner, j.ID, 0); err != nil {
+			return ImportJob{}, err
+		}
+		return ImportJob{}, fmt.Errorf("update import job %q: not %s: %w", j.ID, from, stale(0))
+	}
+	j.UpdatedAt = now
+	return j, nil
+}
+
+// ImportJobProgress implements Store.
+func (p *Postgres) ImportJobProgress(ctx context.Context, id string, done, total int) error {
+	_, err := p.pool.Exec(ctx, `update import_jobs set done = $2, total = $3, updated_at = $4
+		where id = $1 and state in ('previewing', 'applying')`, id, done, total, p.now())
+	if err != nil {
+		return fmt.Errorf("import job %q progress: %w", id, mapError(err))
+	}
+	return nil
 }

@@ -96,6 +96,19 @@ type Store interface {
 	Import(ctx context.Context, m Meta, r io.Reader, opts ImportOptions) (ImportReport, error)
 	// Export writes every account with its identities as CSV.
 	Export(ctx context.Context, w io.Writer) error
+
+	// CreateImportJob stores an administrator's upload (see importjob.go) with a new ID,
+	// and deletes the jobs that have expired.
+	CreateImportJob(ctx context.Context, j ImportJob) (ImportJob, error)
+	// ImportJob returns owner's job, with the parts asked for; ErrNotFound when there is
+	// none, it is another administrator's, or it has expired.
+	ImportJob(ctx context.Context, owner, id string, parts JobParts) (ImportJob, error)
+	// UpdateImportJob writes j's state, progress, report, digest, error and expiry (not
+	// its data) if the job is owner's and in state from; otherwise it changes nothing and
+	// returns a ConflictStale error (ErrNotFound when the job is gone).
+	UpdateImportJob(ctx context.Context, j ImportJob, from JobState) (ImportJob, error)
+	// ImportJobProgress records how far a running job is; quick, for progress callbacks.
+	ImportJobProgress(ctx context.Context, id string, done, total int) error
 }
 
 var (

@@ -79,6 +79,8 @@ type Server struct {
 	disc *discovery // nil until discovery succeeds
 	// lastCheck: corp id → start of its last DingTalk self-check (selfcheck.go).
 	lastCheck map[string]time.Time
+
+	imports sync.WaitGroup // dry runs and applies running in the background (import.go)
 }
 
 // New checks cfg, applies defaults and builds the console. It does not
@@ -160,9 +162,10 @@ func (s *Server) Routes() chi.Router {
 		s.log.WarnContext(r.Context(), "admin: cross-origin request refused", "origin", r.Header.Get("Origin"), "path", r.URL.Path)
 		s.renderMessage(w, r, http.StatusForbidden, "err_cross_origin")
 	}))
-	r.Use(withRequestID, s.securityHeaders, cop.Handler, limitBody)
+	r.Use(withRequestID, s.securityHeaders, cop.Handler, s.limitBody)
 	r.Get("/static/admin.css", serveCSS)
 	r.Get("/static/clients.js", serveClientsJS)
+	r.Get("/static/import.js", serveImportJS)
 	r.Get("/login", s.login)
 	r.Get("/callback", s.callback)
 	r.Post("/logout", s.logout)
@@ -183,6 +186,12 @@ func (s *Server) Routes() chi.Router {
 		r.Post("/pending/{id}/approve", s.approve)
 		r.Post("/pending/{id}/approve-new", s.approveNew)
 		r.Post("/pending/{id}/reject", s.reject)
+		r.Get("/import", s.importPage)
+		r.Post("/import", s.upload)
+		r.Get("/import/{id}", s.importJob)
+		r.Get("/import/{id}/status", s.importStatus)
+		r.Post("/import/{id}/apply", s.applyImport)
+		r.Get("/export.csv", s.export)
 		r.Get("/clients", s.clients)
 		r.Get("/dingtalk", s.selfCheckPage)
 		r.Post("/dingtalk", s.runSelfCheck)
@@ -223,13 +232,21 @@ func (s *Server) securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// maxForm bounds a form body; the console's forms are small.
+// maxForm bounds a form body; the console's forms are small. An upload
+// (import.go) may be larger.
 const maxForm = 64 << 10
 
-func limitBody(next http.Handler) http.Handler {
+func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := int64(maxForm)
+		if s.isUpload(r) {
+			if !s.prepareUpload(w, r) {
+				return
+			}
+			limit = maxUpload
+		}
 		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
 		}
 		next.ServeHTTP(w, r)
 	})

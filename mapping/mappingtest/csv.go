@@ -3,10 +3,12 @@ package mappingtest
 import (
 	"bytes"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dingbridge/dingbridge/mapping"
 )
@@ -262,4 +264,208 @@ func testExportEscapesFormulas(t *testing.T, newStore NewStore) {
 			t.Errorf("export has no cell %q", want)
 		}
 	}
+}
+
+// testImportChanges checks that each line says, field by field, what it changes, and for a
+// conflict what it collides with, in a dry run as in the apply.
+func testImportChanges(t *testing.T, newStore NewStore) {
+	e := newEnv(t, newStore)
+	seedImport(e)
+	ww := e.account("wangwu")
+	e.binding(mapping.Binding{Identity: ident("dingcorp1", "w1"), AccountID: ww.ID})
+	const file = "corp_id,user_id,union_id,app_key,username,display_name,email,groups,disabled\n" +
+		"dingcorp1,u1,,,zhangsan,张三,zs@corp.example.com,ops;dev,false\n" + // 2 update fields
+		"dingcorp1,u3,union3,app1,zhaoliu,赵六,,,true\n" + // 3 create account and identity
+		"dingcorp1,,union9,app1,lisi,lisi,,,false\n" + // 4 link u9 to lisi
+		"dingcorp1,u1,,,lisi,lisi,,,false\n" + // 5 conflict: u1 is zhangsan's
+		"dingcorp1,u5,union1,app1,zhaoliu,赵六,,,true\n" + // 6 conflict: union1 is u1's
+		"dingcorp1,u6,,,bad name,,,,false\n" + // 7 error in username
+		"dingcorp1,w1,,,lisi,lisi,,,false\n" // 8 relink (with Relink) of w1 from wangwu
+	type want struct {
+		outcome  mapping.Outcome
+		changes  []mapping.Change
+		conflict mapping.Conflict
+		with     string
+		field    string
+	}
+	wants := []want{
+		{outcome: mapping.OutcomeUpdate, changes: []mapping.Change{
+			{Field: "display_name", Before: "zhangsan", After: "张三"}, {Field: "groups", After: "dev;ops"}}},
+		{outcome: mapping.OutcomeCreate, changes: []mapping.Change{
+			{Field: "username", After: "zhaoliu"}, {Field: "display_name", After: "赵六"},
+			{Field: "email_verified", After: "false"}, {Field: "disabled", After: "true"},
+			{Field: "identity", After: "dingcorp1/u3"}, {Field: "linked_to", After: "zhaoliu"},
+			{Field: "union_id", After: "union3"}, {Field: "app_key", After: "app1"}}},
+		{outcome: mapping.OutcomeUpdate, changes: []mapping.Change{{Field: "linked_to", After: "lisi"}}},
+		{outcome: mapping.OutcomeConflict, conflict: mapping.ConflictIdentityLinked, with: "zhangsan"},
+		{outcome: mapping.OutcomeConflict, conflict: mapping.ConflictUnionIDTaken, with: "dingcorp1/u1"},
+		{outcome: mapping.OutcomeError, field: "username"},
+		{outcome: mapping.OutcomeUpdate, changes: []mapping.Change{{Field: "linked_to", Before: "wangwu", After: "lisi"}}},
+	}
+	r := importCSV(t, e.s, file, mapping.ImportOptions{Relink: true})
+	if len(r.Lines) != len(wants) {
+		t.Fatalf("%d lines, want %d", len(r.Lines), len(wants))
+	}
+	for i, w := range wants {
+		l := r.Lines[i]
+		if i == 3 {
+			continue // with Relink, line 5 moves u1; checked without it below
+		}
+		if l.Outcome != w.outcome || !reflect.DeepEqual(l.Changes, w.changes) || l.Conflict != w.conflict ||
+			l.ConflictWith != w.with || l.Field != w.field {
+			t.Errorf("line %d = %s %+v conflict %q with %q field %q;\nwant %s %+v conflict %q with %q field %q",
+				l.Line, l.Outcome, l.Changes, l.Conflict, l.ConflictWith, l.Field, w.outcome, w.changes, w.conflict, w.with, w.field)
+		}
+	}
+	plain := importCSV(t, e.s, file, mapping.ImportOptions{})
+	if l := plain.Lines[3]; l.Outcome != mapping.OutcomeConflict || l.Conflict != mapping.ConflictIdentityLinked || l.ConflictWith != "zhangsan" {
+		t.Errorf("line 5 without relink = %s %q with %q, want a conflict identity_linked with zhangsan", l.Outcome, l.Conflict, l.ConflictWith)
+	}
+}
+
+// testImportExpect checks that an apply given a dry run's digest writes only if it does
+// exactly what the dry run said, checked in the apply's own transaction.
+func testImportExpect(t *testing.T, newStore NewStore) {
+	e := newEnv(t, newStore)
+	seedImport(e)
+	const file = "corp_id,user_id,username,display_name\n" +
+		"dingcorp1,u2,newuser,新人\n" +
+		",,lisi,李四\n"
+	dry := importCSV(t, e.s, file, mapping.ImportOptions{})
+	again := importCSV(t, e.s, file, mapping.ImportOptions{})
+	if dry.Digest() != again.Digest() || dry.Digest() == "" {
+		t.Fatalf("two dry runs of one file have digests %q and %q, want equal", dry.Digest(), again.Digest())
+	}
+
+	// Someone renames lisi after the preview: the apply's "before" differs.
+	ls, err := e.s.AccountByUsername(t.Context(), "lisi")
+	ok(t, "AccountByUsername", err)
+	ls.DisplayName = "Li Si"
+	_, err = e.s.UpdateAccount(t.Context(), admin, ls)
+	ok(t, "UpdateAccount", err)
+	audit := e.auditCount()
+	r := importCSV(t, e.s, file, mapping.ImportOptions{Apply: true, Expect: dry.Digest()})
+	if r.Applied || !r.Changed {
+		t.Fatalf("apply after a change: Applied %v Changed %v, want nothing applied and Changed", r.Applied, r.Changed)
+	}
+	if n := e.auditCount(); n != audit {
+		t.Errorf("refused apply wrote %d audit rows", n-audit)
+	}
+	if _, err := e.s.AccountByUsername(t.Context(), "newuser"); err == nil {
+		t.Errorf("refused apply created newuser")
+	}
+	if c := r.Lines[1].Changes; len(c) != 1 || c[0].Before != "Li Si" {
+		t.Errorf("the refused apply reports line 3 changes %+v, want display_name from Li Si (the lines as they are now)", c)
+	}
+
+	// With the new preview's digest, it applies.
+	r = importCSV(t, e.s, file, mapping.ImportOptions{Apply: true, Expect: r.Digest()})
+	if !r.Applied || r.Changed {
+		t.Fatalf("apply of the new preview: Applied %v Changed %v, want applied", r.Applied, r.Changed)
+	}
+	if _, err := e.s.AccountByUsername(t.Context(), "newuser"); err != nil {
+		t.Errorf("newuser after apply: %v", err)
+	}
+}
+
+// testImportProgress checks the progress callback: from 0 to every line, in order.
+func testImportProgress(t *testing.T, newStore NewStore) {
+	e := newEnv(t, newStore)
+	var b strings.Builder
+	b.WriteString("username\n")
+	for i := range 25 {
+		fmt.Fprintf(&b, "user%02d\n", i)
+	}
+	for _, apply := range []bool{false, true} {
+		var got []string
+		importCSV(t, e.s, b.String(), mapping.ImportOptions{Apply: apply, Progress: func(done, total int) {
+			got = append(got, fmt.Sprintf("%d/%d", done, total))
+		}})
+		if len(got) != 26 || got[0] != "0/25" || got[12] != "12/25" || got[25] != "25/25" {
+			t.Errorf("apply %v: progress %v, want 0/25 … 25/25 in steps of one", apply, got)
+		}
+	}
+	if n, err := mapping.CheckImport(strings.NewReader(b.String())); n != 25 || err != nil {
+		t.Errorf("CheckImport = %d, %v; want 25 lines", n, err)
+	}
+	if _, err := mapping.CheckImport(strings.NewReader("shoe_size\n42\n")); !errors.Is(err, mapping.ErrInvalid) {
+		t.Errorf("CheckImport of a bad header: %v, want ErrInvalid", err)
+	}
+}
+
+// testImportJobs checks the storage of uploads: bound to their owner, updated only from the
+// state the caller saw, invisible once expired.
+func testImportJobs(t *testing.T, newStore NewStore) {
+	e := newEnv(t, newStore)
+	ctx := t.Context()
+	data := []byte("username\nzhangsan\n")
+	j, err := e.s.CreateImportJob(ctx, mapping.ImportJob{Owner: "admin1", FileName: "people.csv", Relink: true,
+		State: mapping.JobPreviewing, Total: 1, Data: data, ExpiresAt: e.clock.Now().Add(time.Hour)})
+	ok(t, "CreateImportJob", err)
+	if j.ID == "" || !j.CreatedAt.Equal(e.clock.Now()) {
+		t.Fatalf("created job = %+v, want an id and the clock's time", j)
+	}
+	got, err := e.s.ImportJob(ctx, "admin1", j.ID, 0)
+	ok(t, "ImportJob", err)
+	if got.Data != nil || got.Report != nil || got.FileName != "people.csv" || !got.Relink || got.State != mapping.JobPreviewing || got.Total != 1 {
+		t.Errorf("job without parts = %+v, want no data, no report, the upload's name and option", got)
+	}
+	got, err = e.s.ImportJob(ctx, "admin1", j.ID, mapping.JobData)
+	ok(t, "ImportJob(data)", err)
+	if !bytes.Equal(got.Data, data) {
+		t.Errorf("job data = %q, want %q", got.Data, data)
+	}
+	_, err = e.s.ImportJob(ctx, "admin2", j.ID, mapping.JobData)
+	wantIs(t, "another administrator's job", err, mapping.ErrNotFound)
+	_, err = e.s.ImportJob(ctx, "admin1", "nope", 0)
+	wantIs(t, "no such job", err, mapping.ErrNotFound)
+
+	ok(t, "ImportJobProgress", e.s.ImportJobProgress(ctx, j.ID, 1, 1))
+	got, err = e.s.ImportJob(ctx, "admin1", j.ID, 0)
+	ok(t, "ImportJob", err)
+	if got.Done != 1 {
+		t.Errorf("done = %d after progress, want 1", got.Done)
+	}
+
+	report := importCSV(t, e.s, string(data), mapping.ImportOptions{})
+	next := got
+	next.State, next.Report, next.Digest = mapping.JobPreviewed, &report, report.Digest()
+	_, err = e.s.UpdateImportJob(ctx, next, mapping.JobPreviewing)
+	ok(t, "UpdateImportJob", err)
+	got, err = e.s.ImportJob(ctx, "admin1", j.ID, mapping.JobReport)
+	ok(t, "ImportJob(report)", err)
+	if got.State != mapping.JobPreviewed || got.Report == nil || !reflect.DeepEqual(*got.Report, report) || got.Digest != report.Digest() {
+		t.Errorf("previewed job = %+v, want the report and its digest", got)
+	}
+	// Two applies of one preview: only the first moves it on.
+	start := got
+	start.State = mapping.JobApplying
+	_, err = e.s.UpdateImportJob(ctx, start, mapping.JobPreviewed)
+	ok(t, "UpdateImportJob(apply)", err)
+	_, err = e.s.UpdateImportJob(ctx, start, mapping.JobPreviewed)
+	wantConflict(t, "second apply", err, mapping.ConflictStale)
+	other := start
+	other.Owner = "admin2"
+	_, err = e.s.UpdateImportJob(ctx, other, mapping.JobApplying)
+	wantIs(t, "update of another administrator's job", err, mapping.ErrNotFound)
+	// Progress of a job that is not running changes nothing.
+	done := start
+	done.State, done.Done = mapping.JobApplied, 1
+	_, err = e.s.UpdateImportJob(ctx, done, mapping.JobApplying)
+	ok(t, "UpdateImportJob(applied)", err)
+	ok(t, "ImportJobProgress", e.s.ImportJobProgress(ctx, j.ID, 0, 1))
+	if got, _ := e.s.ImportJob(ctx, "admin1", j.ID, 0); got.Done != 1 {
+		t.Errorf("progress of a finished job changed done to %d", got.Done)
+	}
+
+	_, err = e.s.CreateImportJob(ctx, mapping.ImportJob{Owner: "admin1", State: mapping.JobPreviewing, Data: data})
+	wantIs(t, "job without expiry", err, mapping.ErrInvalid)
+	_, err = e.s.CreateImportJob(ctx, mapping.ImportJob{Owner: "admin1", State: "lost", Data: data, ExpiresAt: e.clock.Now().Add(time.Hour)})
+	wantIs(t, "job in an unknown state", err, mapping.ErrInvalid)
+
+	e.clock.Advance(time.Hour)
+	_, err = e.s.ImportJob(ctx, "admin1", j.ID, 0)
+	wantIs(t, "expired job", err, mapping.ErrNotFound)
+	_, err = e.s.UpdateImportJob(ctx, done, mapping.JobApplied)
+	wantIs(t, "update of an expired job", err, mapping.ErrNotFound)
 }

@@ -52,6 +52,10 @@ func RunStoreTests(t *testing.T, newStore NewStore) {
 		{"ImportAllOrNothing", testImportAllOrNothing},
 		{"ExportImportRoundTrip", testExportImportRoundTrip},
 		{"ExportEscapesFormulas", testExportEscapesFormulas},
+		{"ImportChanges", testImportChanges},
+		{"ImportExpect", testImportExpect},
+		{"ImportProgress", testImportProgress},
+		{"ImportJobs", testImportJobs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore) })
