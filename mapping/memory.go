@@ -107,15 +107,46 @@ func (b memBackend) read(ctx context.Context, fn func(tx) error) error {
 type memTx struct {
 	s   *memState
 	now func() time.Time
+	// undo journals how to put back each map change, newest last, so that a savepoint
+	// can roll back by replaying its part backwards. Copying the state instead made
+	// every line of an import cost as much as the whole store.
+	undo []func()
 }
 
 func (t *memTx) savepoint(ctx context.Context, fn func(tx) error) error {
-	work := t.s.clone()
-	if err := fn(&memTx{s: work, now: t.now}); err != nil {
+	mark, audit := len(t.undo), len(t.s.audit)
+	if err := fn(t); err != nil {
+		for i := len(t.undo) - 1; i >= mark; i-- {
+			t.undo[i]()
+		}
+		t.undo = t.undo[:mark]
+		t.s.audit = t.s.audit[:audit]
 		return err
 	}
-	*t.s = *work
 	return nil
+}
+
+// put sets m[k] = v, journaled.
+func put[K comparable, V any](t *memTx, m map[K]V, k K, v V) {
+	old, had := m[k]
+	t.undo = append(t.undo, func() {
+		if had {
+			m[k] = old
+		} else {
+			delete(m, k)
+		}
+	})
+	m[k] = v
+}
+
+// del deletes m[k], journaled.
+func del[K comparable, V any](t *memTx, m map[K]V, k K) {
+	old, had := m[k]
+	if !had {
+		return
+	}
+	t.undo = append(t.undo, func() { m[k] = old })
+	delete(m, k)
 }
 
 func (t *memTx) account(_ context.Context, id string, _ lockMode) (Account, error) {
@@ -152,8 +183,8 @@ func (t *memTx) insertAccount(_ context.Context, a Account) error {
 	if _, ok := t.s.usernames[a.Username]; ok {
 		return conflict(ConflictUsernameTaken, "")
 	}
-	t.s.accounts[a.ID] = a.clone()
-	t.s.usernames[a.Username] = a.ID
+	put(t, t.s.accounts, a.ID, a.clone())
+	put(t, t.s.usernames, a.Username, a.ID)
 	return nil
 }
 
@@ -165,9 +196,9 @@ func (t *memTx) updateAccount(_ context.Context, a Account) error {
 	if other, ok := t.s.usernames[a.Username]; ok && other != a.ID {
 		return conflict(ConflictUsernameTaken, "")
 	}
-	delete(t.s.usernames, cur.Username)
-	t.s.usernames[a.Username] = a.ID
-	t.s.accounts[a.ID] = a.clone()
+	del(t, t.s.usernames, cur.Username)
+	put(t, t.s.usernames, a.Username, a.ID)
+	put(t, t.s.accounts, a.ID, a.clone())
 	return nil
 }
 
@@ -176,8 +207,8 @@ func (t *memTx) deleteAccount(_ context.Context, id string) error {
 	if !ok {
 		return ErrNotFound
 	}
-	delete(t.s.accounts, id)
-	delete(t.s.usernames, a.Username)
+	del(t, t.s.accounts, id)
+	del(t, t.s.usernames, a.Username)
 	return nil
 }
 
@@ -247,7 +278,7 @@ func (t *memTx) updateBinding(_ context.Context, b Binding, _ *Account) error {
 		return err
 	}
 	if cur.UnionID != "" {
-		delete(t.s.unions, unionKey{cur.CorpID, cur.UnionID})
+		del(t, t.s.unions, unionKey{cur.CorpID, cur.UnionID})
 	}
 	t.putBinding(b)
 	return nil
@@ -256,9 +287,9 @@ func (t *memTx) updateBinding(_ context.Context, b Binding, _ *Account) error {
 func (t *memTx) putBinding(b Binding) {
 	b = b.clone()
 	b.Identity.DeptIDs = nonNil(b.DeptIDs)
-	t.s.bindings[b.Key()] = b
+	put(t, t.s.bindings, b.Key(), b)
 	if b.UnionID != "" {
-		t.s.unions[unionKey{b.CorpID, b.UnionID}] = b.Key()
+		put(t, t.s.unions, unionKey{b.CorpID, b.UnionID}, b.Key())
 	}
 }
 
@@ -274,17 +305,17 @@ func (t *memTx) deleteBinding(_ context.Context, k Key) error {
 	if !ok {
 		return ErrNotFound
 	}
-	delete(t.s.bindings, k)
+	del(t, t.s.bindings, k)
 	if b.UnionID != "" {
-		delete(t.s.unions, unionKey{b.CorpID, b.UnionID})
+		del(t, t.s.unions, unionKey{b.CorpID, b.UnionID})
 	}
 	// Like the foreign key's on delete cascade.
 	for id, r := range t.s.requests {
 		if r.Key == k {
-			delete(t.s.requests, id)
+			del(t, t.s.requests, id)
 		}
 	}
-	delete(t.s.open, k)
+	del(t, t.s.open, k)
 	return nil
 }
 
@@ -333,11 +364,11 @@ func (t *memTx) putRequest(r Request) {
 	r = r.clone()
 	r.Binding = Binding{}
 	r.SuggestedAccountIDs = nonNil(r.SuggestedAccountIDs)
-	t.s.requests[r.ID] = r
+	put(t, t.s.requests, r.ID, r)
 	if r.Status == RequestOpen {
-		t.s.open[r.Key] = r.ID
+		put(t, t.s.open, r.Key, r.ID)
 	} else if t.s.open[r.Key] == r.ID {
-		delete(t.s.open, r.Key)
+		del(t, t.s.open, r.Key)
 	}
 }
 

@@ -53,9 +53,10 @@ func testImportOutcomes(t *testing.T, newStore NewStore) {
 		",,,,zhangsan,张三,zs@corp.example.com\n" + // 9 update: account fields only
 		"dingcorp1,u5,union1,app1,zhaoliu,,\n" + // 10 conflict: union1 is u1's
 		"dingcorp1,u6,,,'=cmd,,\n" + // 11 error: the quote is undone, "=cmd" is no username
-		"dingcorp1,u7,union7,,x,,\n" // 12 error: union_id without app_key (BR-08)
+		"dingcorp1,u7,union7,,x,,\n" + // 12 error: union_id without app_key (BR-08)
+		",,,,zhaoliu,,\n" // 13 create: line 10's account was rolled back with its conflict
 	want := []string{"2 no-op", "3 create", "4 create", "5 update", "6 conflict", "7 error", "8 error",
-		"9 update", "10 conflict", "11 error", "12 error"}
+		"9 update", "10 conflict", "11 error", "12 error", "13 create"}
 
 	e := newEnv(t, newStore)
 	seedImport(e)
