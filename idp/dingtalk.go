@@ -409,10 +409,11 @@ func (d *dingTalkLogin) callback(w http.ResponseWriter, r *http.Request) {
 		d.resolveFailed(w, r, corp, id, err)
 		return
 	}
-	d.p.Finish(w, r, ar.ID, Login{
+	// The resolver has just found the account active: no second read.
+	d.p.finish(w, r, ar, Login{
 		Subject: acct.ID, AMR: []string{"dingtalk", mode},
 		DingTalk: DingTalkIDs{CorpID: id.CorpID, UserID: id.UserID, UnionID: id.UnionID},
-	})
+	}, true)
 }
 
 // errOtherCorp is a web login whose user token names another corp, or none
