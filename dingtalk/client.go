@@ -86,8 +86,9 @@ type Config struct {
 	// RateLimit is how many calls per second the Client sends to each
 	// DingTalk API (endpoint path), shared by every goroutine using it
 	// (default 20, DingTalk's per-app per-API limit for standard-edition
-	// orgs; burst: the same number of calls at once). Callers wait for their
-	// turn; see Limiter for the errors. Each Client has its own buckets, so
+	// orgs): never more than that within any second, a burst included, and
+	// a tenth less in the long run (see windowLimiter). Callers wait for
+	// their turn; see Limiter for the errors. Each Client has its own buckets, so
 	// several Clients (or replicas) for one app share the limit only through
 	// a common Limiter.
 	RateLimit float64
@@ -230,7 +231,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, limiter: cfg.Limiter, jitter: equalJitter}
 	if c.limiter == nil {
-		c.limiter = newBucketLimiter(cfg.RateLimit, cfg.Now, cfg.Sleep)
+		c.limiter = newWindowLimiter(cfg.RateLimit, cfg.Now, cfg.Sleep)
 	}
 	return c, nil
 }

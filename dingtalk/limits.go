@@ -50,85 +50,85 @@ func sleepContext(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// bucketLimiter is the default Limiter: one token bucket per endpoint, all
-// with the same rate, and a burst equal to the rate (at least one call). A
-// caller takes its token at once, possibly going into debt, and then sleeps
-// until the debt is paid off: callers are served in the order they arrive.
-type bucketLimiter struct {
-	rate  float64 // tokens per second
-	burst float64
-	now   func() time.Time
-	sleep func(context.Context, time.Duration) error
+// windowGuard lengthens the limiter's window beyond the second DingTalk
+// counts in, so that calls the limiter spaced a window apart are still
+// more than a second apart when they reach DingTalk, although each spends
+// a different, unknown time on its way (scheduling, connection setup).
+// It costs a tenth of the rate: 20 calls per 1.1 s.
+const windowGuard = 100 * time.Millisecond
+
+// windowLimiter is the default Limiter. DingTalk allows an app rate calls
+// per second to each API and refuses the rest; the limiter keeps, per
+// endpoint, the times of the last n calls it let through (n = rate, at
+// least 1) and lets the next one through no earlier than a window (n/rate
+// seconds, plus windowGuard) after the call n before it. So no window of
+// that length, and no second, holds more than n of its calls, including a
+// burst: a token bucket with a burst of n would let 2n through in the
+// second after an idle spell, and DingTalk would refuse half of them.
+// A caller takes its turn at once and then sleeps until it comes: callers
+// are served in the order they arrive. A wait cut short keeps its turn (it
+// cannot be handed back without letting a later turn come early), which
+// only makes the limiter stricter.
+type windowLimiter struct {
+	n      int
+	window time.Duration
+	now    func() time.Time
+	sleep  func(context.Context, time.Duration) error
 
 	mu      sync.Mutex
-	buckets map[string]*bucket
+	history map[string]*callTimes
 }
 
-// bucket is the state of one endpoint's token bucket at time last.
-type bucket struct {
-	tokens float64
-	last   time.Time
+// callTimes is a ring of the times of an endpoint's last n calls; next is
+// the oldest (the zero time while fewer than n were made).
+type callTimes struct {
+	at   []time.Time
+	next int
 }
 
-func newBucketLimiter(rate float64, now func() time.Time, sleep func(context.Context, time.Duration) error) *bucketLimiter {
-	return &bucketLimiter{rate: rate, burst: max(rate, 1), now: now, sleep: sleep, buckets: map[string]*bucket{}}
+func newWindowLimiter(rate float64, now func() time.Time, sleep func(context.Context, time.Duration) error) *windowLimiter {
+	n := max(int(rate), 1)
+	window := time.Duration(math.Ceil(float64(n)*float64(time.Second)/rate)) + windowGuard
+	return &windowLimiter{n: n, window: window, now: now, sleep: sleep, history: map[string]*callTimes{}}
 }
 
 // Wait implements Limiter. A wait that cannot end before ctx's deadline
-// fails at once, without taking a token, with an error matching both
+// fails at once, without taking a turn, with an error matching both
 // ErrThrottled and context.DeadlineExceeded: the local limit, not DingTalk,
 // refused the call, and the caller's deadline is what made waiting futile.
-// A wait cut short by ctx gives the token back and fails with an error
-// matching ErrThrottled and the context's cause.
-func (l *bucketLimiter) Wait(ctx context.Context, endpoint string) error {
+// A wait cut short by ctx fails with an error matching ErrThrottled and the
+// context's cause.
+func (l *windowLimiter) Wait(ctx context.Context, endpoint string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("dingtalk %s: wait for rate limit: %w: %w", endpoint, ErrThrottled, context.Cause(ctx))
 	}
 	l.mu.Lock()
-	b := l.bucketLocked(endpoint)
-	var wait time.Duration
-	if b.tokens < 1 {
-		// Round up so that the debt is paid off when the wait ends.
-		wait = time.Duration(math.Ceil((1 - b.tokens) * float64(time.Second) / l.rate))
+	h := l.history[endpoint]
+	if h == nil {
+		h = &callTimes{at: make([]time.Time, l.n)}
+		l.history[endpoint] = h
 	}
+	now := l.now()
+	turn := now
+	if oldest := h.at[h.next]; !oldest.IsZero() && oldest.Add(l.window).After(now) {
+		turn = oldest.Add(l.window)
+	}
+	wait := turn.Sub(now)
 	if dl, ok := ctx.Deadline(); ok && wait > 0 && wait >= time.Until(dl) {
 		l.mu.Unlock()
 		return fmt.Errorf("dingtalk %s: rate limit needs a wait of %v, past the context deadline: %w: %w",
 			endpoint, wait, ErrThrottled, context.DeadlineExceeded)
 	}
-	b.tokens--
+	h.at[h.next] = turn
+	h.next = (h.next + 1) % l.n
 	l.mu.Unlock()
 	if wait == 0 {
 		return nil
 	}
 	if err := l.sleep(ctx, wait); err != nil {
-		// The call will not be made: return its token.
-		l.mu.Lock()
-		b := l.bucketLocked(endpoint)
-		b.tokens = min(b.tokens+1, l.burst)
-		l.mu.Unlock()
 		return fmt.Errorf("dingtalk %s: wait for rate limit: %w: %w", endpoint, ErrThrottled, err)
 	}
 	return nil
-}
-
-// bucketLocked returns endpoint's bucket refilled up to now. l.mu must be
-// held.
-func (l *bucketLimiter) bucketLocked(endpoint string) *bucket {
-	now := l.now()
-	b := l.buckets[endpoint]
-	if b == nil {
-		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[endpoint] = b
-		return b
-	}
-	// A clock that went back (a test clock, a wall clock without monotonic
-	// reading) refills nothing until it passes last again.
-	if elapsed := now.Sub(b.last); elapsed > 0 {
-		b.tokens = min(b.tokens+elapsed.Seconds()*l.rate, l.burst)
-		b.last = now
-	}
-	return b
 }
 
 // throttleRetryable reports whether err is DingTalk throttling that waiting a
