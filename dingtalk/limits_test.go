@@ -44,6 +44,15 @@ func (s *sleeper) Waits() []time.Duration {
 	return slices.Clone(s.waits)
 }
 
+// callThrough waits for l and reports the call answered at once.
+func callThrough(ctx context.Context, l Limiter, endpoint string) error {
+	done, err := l.Wait(ctx, endpoint)
+	if err == nil {
+		done()
+	}
+	return err
+}
+
 // maxInWindow returns the most of times (sorted) that fall within any
 // half-open interval of length w.
 func maxInWindow(times []time.Time, w time.Duration) int {
@@ -63,7 +72,7 @@ func permitTimes(t *testing.T, l Limiter, clk *fakeClock, endpoint string, calls
 	t.Helper()
 	var at []time.Time
 	for i := range calls {
-		if err := l.Wait(t.Context(), endpoint); err != nil {
+		if err := callThrough(t.Context(), l, endpoint); err != nil {
 			t.Fatalf("call %d: Wait: %v", i+1, err)
 		}
 		at = append(at, clk.Now())
@@ -111,9 +120,10 @@ func TestWindowLimiterNeverExceedsRateInAnySecond(t *testing.T) {
 }
 
 func TestWindowLimiterSharedByGoroutines(t *testing.T) {
-	// The clock stands still, so the calls beyond the first window's wait
-	// one window, those beyond the second's two, whichever goroutine makes
-	// them.
+	// The clock stands still and every call is answered at once, so each
+	// call beyond the first window's waits one window after the answer to
+	// the call n before it, whichever goroutine makes it: one goroutine's
+	// calls count against the others'.
 	const (
 		rate       = 20
 		goroutines = 10
@@ -125,7 +135,7 @@ func TestWindowLimiterSharedByGoroutines(t *testing.T) {
 	for range goroutines {
 		wg.Go(func() {
 			for range perG {
-				if err := l.Wait(t.Context(), "/topapi/v2/user/get"); err != nil {
+				if err := callThrough(t.Context(), l, "/topapi/v2/user/get"); err != nil {
 					t.Errorf("Wait: %v", err)
 				}
 			}
@@ -135,8 +145,8 @@ func TestWindowLimiterSharedByGoroutines(t *testing.T) {
 	got := sl.Waits()
 	slices.Sort(got)
 	var want []time.Duration
-	for k := rate; k < goroutines*perG; k++ {
-		want = append(want, time.Duration(k/rate)*l.window)
+	for range goroutines*perG - rate {
+		want = append(want, l.window)
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("waits = %v, want %v", got, want)
@@ -148,7 +158,7 @@ func TestWindowLimiterPerEndpoint(t *testing.T) {
 	sl := &sleeper{clock: clk}
 	l := newWindowLimiter(2, clk.Now, sl.Sleep)
 	for range 3 {
-		if err := l.Wait(t.Context(), "/topapi/v2/user/get"); err != nil {
+		if err := callThrough(t.Context(), l, "/topapi/v2/user/get"); err != nil {
 			t.Fatalf("Wait: %v", err)
 		}
 	}
@@ -156,7 +166,7 @@ func TestWindowLimiterPerEndpoint(t *testing.T) {
 		t.Fatalf("waits on the first endpoint = %d, want 1", got)
 	}
 	for range 2 {
-		if err := l.Wait(t.Context(), "/topapi/user/getbyunionid"); err != nil {
+		if err := callThrough(t.Context(), l, "/topapi/user/getbyunionid"); err != nil {
 			t.Fatalf("Wait: %v", err)
 		}
 	}
@@ -172,7 +182,7 @@ func TestWindowLimiterSlides(t *testing.T) {
 	wait := func(n int) {
 		t.Helper()
 		for range n {
-			if err := l.Wait(t.Context(), "/x"); err != nil {
+			if err := callThrough(t.Context(), l, "/x"); err != nil {
 				t.Fatalf("Wait: %v", err)
 			}
 		}
@@ -204,12 +214,12 @@ func TestWindowLimiterDeadline(t *testing.T) {
 	// both ErrThrottled and context.DeadlineExceeded, and takes no turn.
 	sl := &sleeper{}
 	l := newWindowLimiter(1, func() time.Time { return testNow }, sl.Sleep)
-	if err := l.Wait(t.Context(), "/x"); err != nil {
+	if err := callThrough(t.Context(), l, "/x"); err != nil {
 		t.Fatalf("first Wait: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()
-	err := l.Wait(ctx, "/x")
+	err := callThrough(ctx, l, "/x")
 	checkIs(t, err, ErrThrottled)
 	checkIs(t, err, context.DeadlineExceeded)
 	if ctx.Err() != nil {
@@ -218,7 +228,7 @@ func TestWindowLimiterDeadline(t *testing.T) {
 	if got := sl.Waits(); len(got) != 0 {
 		t.Errorf("waits = %v, want none", got)
 	}
-	if err := l.Wait(t.Context(), "/x"); err != nil {
+	if err := callThrough(t.Context(), l, "/x"); err != nil {
 		t.Fatalf("Wait without deadline: %v", err)
 	}
 	if got, want := sl.Waits(), []time.Duration{l.window}; !slices.Equal(got, want) {
@@ -244,10 +254,10 @@ func TestWindowLimiterContextEnds(t *testing.T) {
 			ctx, cause := tt.ended()
 			sl := &sleeper{err: cause}
 			l := newWindowLimiter(1, func() time.Time { return testNow }, sl.Sleep)
-			if err := l.Wait(t.Context(), "/x"); err != nil {
+			if err := callThrough(t.Context(), l, "/x"); err != nil {
 				t.Fatalf("first Wait: %v", err)
 			}
-			err := l.Wait(ctx, "/x")
+			err := callThrough(ctx, l, "/x")
 			checkIs(t, err, ErrThrottled)
 			checkIs(t, err, cause)
 		})
@@ -467,11 +477,11 @@ type recordingLimiter struct {
 	err       error
 }
 
-func (l *recordingLimiter) Wait(_ context.Context, endpoint string) error {
+func (l *recordingLimiter) Wait(_ context.Context, endpoint string) (func(), error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.endpoints = append(l.endpoints, endpoint)
-	return l.err
+	return func() {}, l.err
 }
 
 func TestConfigLimiter(t *testing.T) {
@@ -494,5 +504,33 @@ func TestConfigLimiter(t *testing.T) {
 	checkIs(t, err, refuse)
 	if got := srv.count("/v1.0/oauth2/accessToken"); got != 1 {
 		t.Errorf("token requests = %d, want 1 (from the first client only)", got)
+	}
+}
+
+func TestWindowLimiterCountsFromTheAnswer(t *testing.T) {
+	// A call's window starts when it was answered, not when it left: a
+	// call that took 3 s keeps the next one a whole window after its
+	// answer, and the next one waits while it is under way.
+	clk := &fakeClock{now: testNow}
+	sl := &sleeper{clock: clk}
+	l := newWindowLimiter(1, clk.Now, sl.Sleep)
+	done, err := l.Wait(t.Context(), "/x")
+	if err != nil {
+		t.Fatalf("first Wait: %v", err)
+	}
+	next := make(chan error, 1)
+	go func() { next <- callThrough(t.Context(), l, "/x") }()
+	select {
+	case err := <-next:
+		t.Fatalf("second Wait returned (%v) while the first call was under way", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	clk.Advance(3 * time.Second)
+	done()
+	if err := <-next; err != nil {
+		t.Fatalf("second Wait: %v", err)
+	}
+	if got, want := sl.Waits(), []time.Duration{l.window}; !slices.Equal(got, want) {
+		t.Errorf("waits = %v, want %v: one window after the first call's answer", got, want)
 	}
 }
