@@ -86,12 +86,13 @@ type Config struct {
 	// RateLimit is how many calls per second the Client sends to each
 	// DingTalk API (endpoint path), shared by every goroutine using it
 	// (default 20, DingTalk's per-app per-API limit for standard-edition
-	// orgs; burst: the same number of calls at once). Callers wait for their
-	// turn; see Limiter for the errors. Each Client has its own buckets, so
+	// orgs): never more than that within any second, a burst included, and
+	// a little less in the long run (see windowLimiter). Callers wait for
+	// their turn; see Limiter for the errors. Each Client has its own limiter, so
 	// several Clients (or replicas) for one app share the limit only through
 	// a common Limiter.
 	RateLimit float64
-	// Limiter optionally replaces the Client's per-endpoint token buckets,
+	// Limiter optionally replaces the Client's per-endpoint limiter,
 	// e.g. with one shared between replicas; RateLimit is then unused.
 	Limiter Limiter
 	// ThrottleBudget bounds the total time one call spends waiting to retry
@@ -230,7 +231,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, limiter: cfg.Limiter, jitter: equalJitter}
 	if c.limiter == nil {
-		c.limiter = newBucketLimiter(cfg.RateLimit, cfg.Now, cfg.Sleep)
+		c.limiter = newWindowLimiter(cfg.RateLimit, cfg.Now, cfg.Sleep)
 	}
 	return c, nil
 }
@@ -316,9 +317,11 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 // attempt sends r once, after waiting for the rate limiter.
 func (c *Client) attempt(ctx context.Context, r request, out any) error {
 	// The wait is not part of the call's Timeout, which is for DingTalk.
-	if err := c.limiter.Wait(ctx, r.path); err != nil {
+	done, err := c.limiter.Wait(ctx, r.path)
+	if err != nil {
 		return err
 	}
+	defer done()
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	start := time.Now()

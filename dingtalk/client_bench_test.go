@@ -43,7 +43,7 @@ func BenchmarkDecodeUserGet(b *testing.B) {
 // noLimit lets every call through at once.
 type noLimit struct{}
 
-func (noLimit) Wait(context.Context, string) error { return nil }
+func (noLimit) Wait(context.Context, string) (func(), error) { return func() {}, nil }
 
 // BenchmarkClientUser is Client.User end to end over loopback HTTP, with
 // the app token cached: request building, the round trip and decoding.

@@ -653,8 +653,8 @@ func TestNewDefaults(t *testing.T) {
 		{"RateLimit", c.cfg.RateLimit, 20.0},
 		{"ThrottleBudget", c.cfg.ThrottleBudget, 3 * time.Second},
 		{"Sleep set", c.cfg.Sleep != nil, true},
-		{"bucket limiter at RateLimit", c.limiter.(*bucketLimiter).rate, 20.0},
-		{"burst = rate", c.limiter.(*bucketLimiter).burst, 20.0},
+		{"window limiter: calls per window", c.limiter.(*windowLimiter).n, 20},
+		{"window limiter: a second and the guard", c.limiter.(*windowLimiter).window, time.Second + windowGuard},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,15 +26,17 @@ const (
 )
 
 // Limiter decides when a call to DingTalk may be sent. Config.Limiter can
-// replace the Client's own per-endpoint token buckets with one, for example
-// one shared by all replicas of the service.
+// replace the Client's own per-endpoint limiter with one, for example one
+// shared by all replicas of the service.
 type Limiter interface {
 	// Wait blocks until one call to endpoint, the API's URL path such as
 	// "/topapi/v2/user/get", may be sent. It returns an error, without
 	// waiting, when ctx's deadline would pass first, and when ctx ends while
 	// it waits; such errors should match ErrThrottled and the context's
-	// error.
-	Wait(ctx context.Context, endpoint string) error
+	// error. On success the caller must call done once the call has been
+	// answered or has failed: DingTalk has counted the call by then, so a
+	// limiter may count its window from that moment.
+	Wait(ctx context.Context, endpoint string) (done func(), err error)
 }
 
 // sleepContext waits for d, or until ctx ends and returns its cause. It is
@@ -50,85 +52,178 @@ func sleepContext(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// bucketLimiter is the default Limiter: one token bucket per endpoint, all
-// with the same rate, and a burst equal to the rate (at least one call). A
-// caller takes its token at once, possibly going into debt, and then sleeps
-// until the debt is paid off: callers are served in the order they arrive.
-type bucketLimiter struct {
-	rate  float64 // tokens per second
-	burst float64
-	now   func() time.Time
-	sleep func(context.Context, time.Duration) error
+// windowGuard lengthens the limiter's window beyond the second DingTalk
+// counts in, for a DingTalk clock that runs a little fast against ours.
+// Jitter on the way to DingTalk needs no guard: windows start when the
+// answer came back (see windowLimiter).
+const windowGuard = 20 * time.Millisecond
+
+// windowLimiter is the default Limiter. DingTalk allows an app rate calls
+// per second to each API and refuses the rest. The limiter keeps, per
+// endpoint, the last n calls it let through (n = rate, at least 1) and lets
+// the next one through a window (n/rate seconds, plus windowGuard) after
+// the call n before it was answered. DingTalk counted that call before it
+// answered, so however long either call spends on its way, DingTalk never
+// sees more than n calls within a window, nor within a second, a burst
+// included. (A token bucket with a burst of n lets 2n through in the
+// second after an idle spell, and times taken when calls leave let calls
+// that left a second apart arrive closer together.) A caller takes its
+// turn at once and then waits, first for the call n before it to be
+// answered, then for the window: callers are served in the order they
+// arrive. A wait cut short counts as a call made when its turn would have
+// come, which keeps the limiter strict for the callers after it.
+type windowLimiter struct {
+	n      int
+	window time.Duration
+	now    func() time.Time
+	sleep  func(context.Context, time.Duration) error
 
 	mu      sync.Mutex
-	buckets map[string]*bucket
+	history map[string]*callTimes
 }
 
-// bucket is the state of one endpoint's token bucket at time last.
-type bucket struct {
-	tokens float64
-	last   time.Time
+// callTimes is a ring of an endpoint's last n calls; next is the oldest.
+type callTimes struct {
+	calls []*call
+	next  int
 }
 
-func newBucketLimiter(rate float64, now func() time.Time, sleep func(context.Context, time.Duration) error) *bucketLimiter {
-	return &bucketLimiter{rate: rate, burst: max(rate, 1), now: now, sleep: sleep, buckets: map[string]*bucket{}}
+// call is one call let through. answered is closed when done is set.
+type call struct {
+	answered chan struct{}
+	done     time.Time // when it was answered; set (under mu) before answered closes
+}
+
+func newWindowLimiter(rate float64, now func() time.Time, sleep func(context.Context, time.Duration) error) *windowLimiter {
+	n := max(int(rate), 1)
+	window := time.Duration(math.Ceil(float64(n)*float64(time.Second)/rate)) + windowGuard
+	return &windowLimiter{n: n, window: window, now: now, sleep: sleep, history: map[string]*callTimes{}}
 }
 
 // Wait implements Limiter. A wait that cannot end before ctx's deadline
-// fails at once, without taking a token, with an error matching both
+// fails at once, without taking a turn, with an error matching both
 // ErrThrottled and context.DeadlineExceeded: the local limit, not DingTalk,
 // refused the call, and the caller's deadline is what made waiting futile.
-// A wait cut short by ctx gives the token back and fails with an error
+// (While the call n before is still under way, that is judged by the
+// earliest its answer allows.) A wait cut short by ctx fails with an error
 // matching ErrThrottled and the context's cause.
-func (l *bucketLimiter) Wait(ctx context.Context, endpoint string) error {
+func (l *windowLimiter) Wait(ctx context.Context, endpoint string) (func(), error) {
 	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("dingtalk %s: wait for rate limit: %w: %w", endpoint, ErrThrottled, context.Cause(ctx))
+	}
+	l.mu.Lock()
+	h := l.history[endpoint]
+	if h == nil {
+		h = &callTimes{calls: make([]*call, l.n)}
+		l.history[endpoint] = h
+	}
+	now := l.now()
+	prev := h.calls[h.next]
+	earliest := now
+	if prev != nil {
+		select {
+		case <-prev.answered:
+			earliest = laterOf(now, prev.done.Add(l.window))
+		default:
+			earliest = now.Add(l.window) // answered now at the earliest
+		}
+	}
+	if err := l.pastDeadline(ctx, endpoint, earliest.Sub(now)); err != nil {
+		l.mu.Unlock()
+		return nil, err
+	}
+	mine := &call{answered: make(chan struct{})}
+	h.calls[h.next] = mine
+	h.next = (h.next + 1) % l.n
+	l.mu.Unlock()
+
+	if err := l.waitTurn(ctx, endpoint, prev); err != nil {
+		l.settle(mine, prev)
+		return nil, err
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			mine.done = l.now()
+			close(mine.answered)
+			l.mu.Unlock()
+		})
+	}, nil
+}
+
+// waitTurn waits until prev (the call n before, if any) has been answered
+// and a window has passed since.
+func (l *windowLimiter) waitTurn(ctx context.Context, endpoint string, prev *call) error {
+	if prev == nil {
+		return nil
+	}
+	select {
+	case <-prev.answered:
+	case <-ctx.Done():
 		return fmt.Errorf("dingtalk %s: wait for rate limit: %w: %w", endpoint, ErrThrottled, context.Cause(ctx))
 	}
 	l.mu.Lock()
-	b := l.bucketLocked(endpoint)
-	var wait time.Duration
-	if b.tokens < 1 {
-		// Round up so that the debt is paid off when the wait ends.
-		wait = time.Duration(math.Ceil((1 - b.tokens) * float64(time.Second) / l.rate))
-	}
-	if dl, ok := ctx.Deadline(); ok && wait > 0 && wait >= time.Until(dl) {
-		l.mu.Unlock()
-		return fmt.Errorf("dingtalk %s: rate limit needs a wait of %v, past the context deadline: %w: %w",
-			endpoint, wait, ErrThrottled, context.DeadlineExceeded)
-	}
-	b.tokens--
+	now := l.now()
+	wait := prev.done.Add(l.window).Sub(now)
 	l.mu.Unlock()
-	if wait == 0 {
+	if wait <= 0 {
 		return nil
 	}
+	if err := l.pastDeadline(ctx, endpoint, wait); err != nil {
+		return err
+	}
 	if err := l.sleep(ctx, wait); err != nil {
-		// The call will not be made: return its token.
-		l.mu.Lock()
-		b := l.bucketLocked(endpoint)
-		b.tokens = min(b.tokens+1, l.burst)
-		l.mu.Unlock()
 		return fmt.Errorf("dingtalk %s: wait for rate limit: %w: %w", endpoint, ErrThrottled, err)
 	}
 	return nil
 }
 
-// bucketLocked returns endpoint's bucket refilled up to now. l.mu must be
-// held.
-func (l *bucketLimiter) bucketLocked(endpoint string) *bucket {
-	now := l.now()
-	b := l.buckets[endpoint]
-	if b == nil {
-		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[endpoint] = b
+// pastDeadline refuses a wait that cannot end before ctx's deadline.
+func (l *windowLimiter) pastDeadline(ctx context.Context, endpoint string, wait time.Duration) error {
+	if dl, ok := ctx.Deadline(); ok && wait > 0 && wait >= time.Until(dl) {
+		return fmt.Errorf("dingtalk %s: rate limit needs a wait of %v, past the context deadline: %w: %w",
+			endpoint, wait, ErrThrottled, context.DeadlineExceeded)
+	}
+	return nil
+}
+
+// settle marks mine, a turn that will not be used, as a call answered when
+// its turn would have come: a window after prev was answered, or now if
+// that is later. If prev is still under way, that is decided once it is
+// answered.
+func (l *windowLimiter) settle(mine, prev *call) {
+	finish := func() {
+		l.mu.Lock()
+		mine.done = l.now()
+		if prev != nil {
+			mine.done = laterOf(mine.done, prev.done.Add(l.window))
+		}
+		close(mine.answered)
+		l.mu.Unlock()
+	}
+	if prev == nil {
+		finish()
+		return
+	}
+	select {
+	case <-prev.answered:
+		finish()
+	default:
+		// prev's caller calls done when its call ends, bounded by the
+		// client's timeout, so this goroutine ends too.
+		go func() {
+			<-prev.answered
+			finish()
+		}()
+	}
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
 		return b
 	}
-	// A clock that went back (a test clock, a wall clock without monotonic
-	// reading) refills nothing until it passes last again.
-	if elapsed := now.Sub(b.last); elapsed > 0 {
-		b.tokens = min(b.tokens+elapsed.Seconds()*l.rate, l.burst)
-		b.last = now
-	}
-	return b
+	return a
 }
 
 // throttleRetryable reports whether err is DingTalk throttling that waiting a

@@ -3,7 +3,6 @@ package dingtalk
 import (
 	"context"
 	"errors"
-	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -45,62 +44,98 @@ func (s *sleeper) Waits() []time.Duration {
 	return slices.Clone(s.waits)
 }
 
-// perCall returns the wait for k calls beyond the burst at rate calls/s.
-func perCall(k int, rate float64) time.Duration {
-	return time.Duration(math.Ceil(float64(k) * float64(time.Second) / rate))
+// callThrough waits for l and reports the call answered at once.
+func callThrough(ctx context.Context, l Limiter, endpoint string) error {
+	done, err := l.Wait(ctx, endpoint)
+	if err == nil {
+		done()
+	}
+	return err
 }
 
-func TestBucketLimiterSpacing(t *testing.T) {
+// maxInWindow returns the most of times (sorted) that fall within any
+// half-open interval of length w.
+func maxInWindow(times []time.Time, w time.Duration) int {
+	most, j := 0, 0
+	for i := range times {
+		for times[i].Sub(times[j]) >= w {
+			j++
+		}
+		most = max(most, i-j+1)
+	}
+	return most
+}
+
+// permitTimes runs calls Waits on l, each on the fake clock the sleeper
+// advances, and returns when each was let through.
+func permitTimes(t *testing.T, l Limiter, clk *fakeClock, endpoint string, calls int) []time.Time {
+	t.Helper()
+	var at []time.Time
+	for i := range calls {
+		if err := callThrough(t.Context(), l, endpoint); err != nil {
+			t.Fatalf("call %d: Wait: %v", i+1, err)
+		}
+		at = append(at, clk.Now())
+	}
+	return at
+}
+
+func TestWindowLimiterNeverExceedsRateInAnySecond(t *testing.T) {
 	tests := []struct {
 		name  string
 		rate  float64
 		calls int
-		burst int
+		n     int           // calls allowed per window
+		total time.Duration // fake time the calls take
 	}{
-		{"DingTalk default", 20, 50, 20},
-		{"five a second", 5, 12, 5},
-		{"below one a second has a burst of one", 0.5, 4, 1},
-		{"within the burst", 20, 20, 20},
+		{"DingTalk default", 20, 50, 20, 2 * (time.Second + windowGuard)},
+		{"five a second", 5, 12, 5, 2 * (time.Second + windowGuard)},
+		{"below one a second: one per window", 0.5, 4, 1, 3 * (2*time.Second + windowGuard)},
+		{"within the first window", 20, 20, 20, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := &fakeClock{now: testNow}
 			sl := &sleeper{clock: clk}
-			l := newBucketLimiter(tt.rate, clk.Now, sl.Sleep)
-			for i := range tt.calls {
-				if err := l.Wait(t.Context(), "/topapi/v2/user/get"); err != nil {
-					t.Fatalf("call %d: Wait: %v", i+1, err)
-				}
+			l := newWindowLimiter(tt.rate, clk.Now, sl.Sleep)
+			at := permitTimes(t, l, clk, "/topapi/v2/user/get", tt.calls)
+			// DingTalk's count: calls within any one second; never more
+			// than the rate, burst included.
+			if got := maxInWindow(at, time.Second); got > max(int(tt.rate), 1) {
+				t.Errorf("%d calls let through within one second, want at most %v", got, tt.rate)
 			}
-			elapsed := clk.Now().Sub(testNow)
-			// The calls beyond the burst each need 1/rate of fake time.
-			min := perCall(tt.calls-tt.burst, tt.rate)
-			if elapsed < min || elapsed > min+perCall(1, tt.rate) {
-				t.Errorf("%d calls at %v/s took %v of fake time, want %v (one call's spacing more at most)", tt.calls, tt.rate, elapsed, min)
+			if got := maxInWindow(at, l.window); got != tt.n {
+				t.Errorf("%d calls within one window of %v, want %d", got, l.window, tt.n)
 			}
-			if got, want := len(sl.Waits()), max(tt.calls-tt.burst, 0); got != want {
-				t.Errorf("waits = %d, want %d (one per call beyond the burst)", got, want)
+			if got := clk.Now().Sub(testNow); got != tt.total {
+				t.Errorf("%d calls at %v/s took %v of fake time, want %v", tt.calls, tt.rate, got, tt.total)
+			}
+			// The clock moves with each wait: one wait per window after the
+			// first, by the call that opens it.
+			if got, want := len(sl.Waits()), (tt.calls-1)/tt.n; got != want {
+				t.Errorf("waits = %d, want %d (one per window after the first)", got, want)
 			}
 		})
 	}
 }
 
-func TestBucketLimiterSharedByGoroutines(t *testing.T) {
-	// The clock stands still, so each call beyond the burst must wait one
-	// spacing longer than the one before, whichever goroutine makes it:
-	// the waits are exactly 1/rate, 2/rate, …, whatever the interleaving.
+func TestWindowLimiterSharedByGoroutines(t *testing.T) {
+	// The clock stands still and every call is answered at once, so each
+	// call beyond the first window's waits one window after the answer to
+	// the call n before it, whichever goroutine makes it: one goroutine's
+	// calls count against the others'.
 	const (
 		rate       = 20
 		goroutines = 10
 		perG       = 5
 	)
 	sl := &sleeper{}
-	l := newBucketLimiter(rate, func() time.Time { return testNow }, sl.Sleep)
+	l := newWindowLimiter(rate, func() time.Time { return testNow }, sl.Sleep)
 	var wg sync.WaitGroup
 	for range goroutines {
 		wg.Go(func() {
 			for range perG {
-				if err := l.Wait(t.Context(), "/topapi/v2/user/get"); err != nil {
+				if err := callThrough(t.Context(), l, "/topapi/v2/user/get"); err != nil {
 					t.Errorf("Wait: %v", err)
 				}
 			}
@@ -110,20 +145,20 @@ func TestBucketLimiterSharedByGoroutines(t *testing.T) {
 	got := sl.Waits()
 	slices.Sort(got)
 	var want []time.Duration
-	for k := 1; k <= goroutines*perG-rate; k++ {
-		want = append(want, perCall(k, rate))
+	for range goroutines*perG - rate {
+		want = append(want, l.window)
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("waits = %v, want %v", got, want)
 	}
 }
 
-func TestBucketLimiterPerEndpoint(t *testing.T) {
+func TestWindowLimiterPerEndpoint(t *testing.T) {
 	clk := &fakeClock{now: testNow}
 	sl := &sleeper{clock: clk}
-	l := newBucketLimiter(2, clk.Now, sl.Sleep)
+	l := newWindowLimiter(2, clk.Now, sl.Sleep)
 	for range 3 {
-		if err := l.Wait(t.Context(), "/topapi/v2/user/get"); err != nil {
+		if err := callThrough(t.Context(), l, "/topapi/v2/user/get"); err != nil {
 			t.Fatalf("Wait: %v", err)
 		}
 	}
@@ -131,51 +166,60 @@ func TestBucketLimiterPerEndpoint(t *testing.T) {
 		t.Fatalf("waits on the first endpoint = %d, want 1", got)
 	}
 	for range 2 {
-		if err := l.Wait(t.Context(), "/topapi/user/getbyunionid"); err != nil {
+		if err := callThrough(t.Context(), l, "/topapi/user/getbyunionid"); err != nil {
 			t.Fatalf("Wait: %v", err)
 		}
 	}
 	if got := len(sl.Waits()); got != 1 {
-		t.Errorf("waits after the second endpoint's burst = %d, want still 1: it has its own bucket", got)
+		t.Errorf("waits after the second endpoint's two calls = %d, want still 1: it has its own window", got)
 	}
 }
 
-func TestBucketLimiterRefill(t *testing.T) {
+func TestWindowLimiterSlides(t *testing.T) {
 	clk := &fakeClock{now: testNow}
 	sl := &sleeper{}
-	l := newBucketLimiter(4, clk.Now, sl.Sleep)
+	l := newWindowLimiter(4, clk.Now, sl.Sleep)
 	wait := func(n int) {
 		t.Helper()
 		for range n {
-			if err := l.Wait(t.Context(), "/x"); err != nil {
+			if err := callThrough(t.Context(), l, "/x"); err != nil {
 				t.Fatalf("Wait: %v", err)
 			}
 		}
 	}
-	wait(4)
-	clk.Advance(500 * time.Millisecond) // two tokens back
+	wait(2)
+	clk.Advance(600 * time.Millisecond)
+	wait(2) // four within the window: no wait
+	if got := sl.Waits(); len(got) != 0 {
+		t.Fatalf("waits = %v, want none: four calls per window", got)
+	}
+	clk.Advance(600 * time.Millisecond) // the first two are a window old
 	wait(2)
 	if got := sl.Waits(); len(got) != 0 {
-		t.Fatalf("waits = %v, want none: half a second refills two of four", got)
+		t.Fatalf("waits = %v, want none: the first two left the window", got)
 	}
-	clk.Advance(time.Hour) // the bucket holds at most the burst
+	wait(1) // the fifth in the window of the 3rd to 6th: waits until the 3rd leaves it
+	if got, want := sl.Waits(), []time.Duration{l.window - 600*time.Millisecond}; !slices.Equal(got, want) {
+		t.Errorf("waits = %v, want %v", got, want)
+	}
+	clk.Advance(time.Hour) // an idle hour allows a window's worth, no more
 	wait(5)
-	if got, want := sl.Waits(), []time.Duration{perCall(1, 4)}; !slices.Equal(got, want) {
-		t.Errorf("waits = %v, want %v: an idle hour refills the burst, no more", got, want)
+	if got := sl.Waits(); len(got) != 2 || got[1] != l.window {
+		t.Errorf("waits = %v, want a second wait of one window after an idle hour's four calls", got)
 	}
 }
 
-func TestBucketLimiterDeadline(t *testing.T) {
+func TestWindowLimiterDeadline(t *testing.T) {
 	// A wait that cannot end before the deadline fails at once, matches
-	// both ErrThrottled and context.DeadlineExceeded, and takes no token.
+	// both ErrThrottled and context.DeadlineExceeded, and takes no turn.
 	sl := &sleeper{}
-	l := newBucketLimiter(1, func() time.Time { return testNow }, sl.Sleep)
-	if err := l.Wait(t.Context(), "/x"); err != nil {
+	l := newWindowLimiter(1, func() time.Time { return testNow }, sl.Sleep)
+	if err := callThrough(t.Context(), l, "/x"); err != nil {
 		t.Fatalf("first Wait: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()
-	err := l.Wait(ctx, "/x")
+	err := callThrough(ctx, l, "/x")
 	checkIs(t, err, ErrThrottled)
 	checkIs(t, err, context.DeadlineExceeded)
 	if ctx.Err() != nil {
@@ -184,15 +228,15 @@ func TestBucketLimiterDeadline(t *testing.T) {
 	if got := sl.Waits(); len(got) != 0 {
 		t.Errorf("waits = %v, want none", got)
 	}
-	if err := l.Wait(t.Context(), "/x"); err != nil {
+	if err := callThrough(t.Context(), l, "/x"); err != nil {
 		t.Fatalf("Wait without deadline: %v", err)
 	}
-	if got, want := sl.Waits(), []time.Duration{time.Second}; !slices.Equal(got, want) {
-		t.Errorf("waits = %v, want %v: the refused call took no token", got, want)
+	if got, want := sl.Waits(), []time.Duration{l.window}; !slices.Equal(got, want) {
+		t.Errorf("waits = %v, want %v: the refused call took no turn", got, want)
 	}
 }
 
-func TestBucketLimiterContextEnds(t *testing.T) {
+func TestWindowLimiterContextEnds(t *testing.T) {
 	tests := []struct {
 		name  string
 		ended func() (context.Context, error) // a context, and the error its wait ends with
@@ -209,22 +253,13 @@ func TestBucketLimiterContextEnds(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cause := tt.ended()
 			sl := &sleeper{err: cause}
-			l := newBucketLimiter(1, func() time.Time { return testNow }, sl.Sleep)
-			if err := l.Wait(t.Context(), "/x"); err != nil {
+			l := newWindowLimiter(1, func() time.Time { return testNow }, sl.Sleep)
+			if err := callThrough(t.Context(), l, "/x"); err != nil {
 				t.Fatalf("first Wait: %v", err)
 			}
-			err := l.Wait(ctx, "/x")
+			err := callThrough(ctx, l, "/x")
 			checkIs(t, err, ErrThrottled)
 			checkIs(t, err, cause)
-			// The token is given back: the next caller waits one spacing.
-			sl.err = nil
-			if err := l.Wait(t.Context(), "/x"); err != nil {
-				t.Fatalf("Wait after: %v", err)
-			}
-			waits := sl.Waits()
-			if got := waits[len(waits)-1]; got != time.Second {
-				t.Errorf("next wait = %v, want 1s", got)
-			}
 		})
 	}
 }
@@ -407,7 +442,7 @@ func TestThrottleRetryLogged(t *testing.T) {
 
 func TestClientRateLimit(t *testing.T) {
 	// Every call goes through the limiter: N calls to one endpoint at rate
-	// R take (N-R)/R of fake time; other endpoints have their own buckets.
+	// R let R through per window; other endpoints have their own windows.
 	const rate, calls = 5, 12
 	srv := newTestServer(t)
 	srv.handle("/topapi/v2/user/get", serveFile(t, "user_get.json", http.StatusOK))
@@ -423,7 +458,7 @@ func TestClientRateLimit(t *testing.T) {
 			t.Fatalf("call %d: %v", i+1, err)
 		}
 	}
-	if got, want := clk.Now().Sub(testNow), perCall(calls-rate, rate); got < want || got > want+perCall(1, rate) {
+	if got, want := clk.Now().Sub(testNow), 2*(time.Second+windowGuard); got != want {
 		t.Errorf("%d calls at %d/s took %v of fake time, want %v", calls, rate, got, want)
 	}
 	before := len(sl.Waits())
@@ -442,11 +477,11 @@ type recordingLimiter struct {
 	err       error
 }
 
-func (l *recordingLimiter) Wait(_ context.Context, endpoint string) error {
+func (l *recordingLimiter) Wait(_ context.Context, endpoint string) (func(), error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.endpoints = append(l.endpoints, endpoint)
-	return l.err
+	return func() {}, l.err
 }
 
 func TestConfigLimiter(t *testing.T) {
@@ -469,5 +504,33 @@ func TestConfigLimiter(t *testing.T) {
 	checkIs(t, err, refuse)
 	if got := srv.count("/v1.0/oauth2/accessToken"); got != 1 {
 		t.Errorf("token requests = %d, want 1 (from the first client only)", got)
+	}
+}
+
+func TestWindowLimiterCountsFromTheAnswer(t *testing.T) {
+	// A call's window starts when it was answered, not when it left: a
+	// call that took 3 s keeps the next one a whole window after its
+	// answer, and the next one waits while it is under way.
+	clk := &fakeClock{now: testNow}
+	sl := &sleeper{clock: clk}
+	l := newWindowLimiter(1, clk.Now, sl.Sleep)
+	done, err := l.Wait(t.Context(), "/x")
+	if err != nil {
+		t.Fatalf("first Wait: %v", err)
+	}
+	next := make(chan error, 1)
+	go func() { next <- callThrough(t.Context(), l, "/x") }()
+	select {
+	case err := <-next:
+		t.Fatalf("second Wait returned (%v) while the first call was under way", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	clk.Advance(3 * time.Second)
+	done()
+	if err := <-next; err != nil {
+		t.Fatalf("second Wait: %v", err)
+	}
+	if got, want := sl.Waits(), []time.Duration{l.window}; !slices.Equal(got, want) {
+		t.Errorf("waits = %v, want %v: one window after the first call's answer", got, want)
 	}
 }

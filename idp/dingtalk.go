@@ -33,6 +33,11 @@ type DingTalkConfig struct {
 	// WorkbenchStartURL is where workbench one-click goes when the client
 	// has no initiate_login_uri.
 	WorkbenchStartURL string
+	// UpstreamBudget bounds the DingTalk calls of one callback, waits for
+	// the rate limiter included (default 25s): a call whose turn would come
+	// later fails at once with the "DingTalk is busy" page, so the browser
+	// gets an answer before the server's write timeout cuts it off.
+	UpstreamBudget time.Duration
 }
 
 // DingTalkCorp is one configured corp and its DingTalk app.
@@ -82,9 +87,10 @@ const (
 
 // Lifetimes and defaults of the DingTalk login.
 const (
-	upstreamLifetime     = 10 * time.Minute
-	qrUpstreamLifetime   = 3 * time.Minute // BR-10
-	defaultProfileMaxAge = 24 * time.Hour
+	upstreamLifetime      = 10 * time.Minute
+	qrUpstreamLifetime    = 3 * time.Minute // BR-10
+	defaultProfileMaxAge  = 24 * time.Hour
+	defaultUpstreamBudget = 25 * time.Second
 )
 
 // Paths of the DingTalk login, relative to the issuer.
@@ -121,6 +127,7 @@ type dingTalkLogin struct {
 	profileMaxAge time.Duration
 	verify        bool
 	startURL      string
+	budget        time.Duration // UpstreamBudget
 }
 
 var _ Authenticator = (*dingTalkLogin)(nil)
@@ -131,8 +138,10 @@ func newDingTalkLogin(p *Provider, cfg DingTalkConfig) (*dingTalkLogin, error) {
 		p: p, byID: map[string]*dingTalkCorp{}, resolver: cfg.Resolver,
 		qrScript: cfg.QRScriptURL, jsapiScript: cfg.JSAPIScriptURL,
 		profileMaxAge: cfg.ProfileMaxAge, verify: cfg.VerifyMembership, startURL: cfg.WorkbenchStartURL,
+		budget: cfg.UpstreamBudget,
 	}
 	setDefault(&d.profileMaxAge, defaultProfileMaxAge)
+	setDefault(&d.budget, defaultUpstreamBudget)
 	if f, ok := cfg.Resolver.(identityFinder); ok {
 		d.finder = f
 	}
@@ -395,11 +404,13 @@ func (d *dingTalkLogin) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var id mapping.Identity
+	uctx, cancel := context.WithTimeout(ctx, d.budget)
 	if mode == modeSNS {
-		id, err = d.identityFromSNSCode(ctx, corp, code)
+		id, err = d.identityFromSNSCode(uctx, corp, code)
 	} else {
-		id, err = d.identityFromWebCode(ctx, corp, code)
+		id, err = d.identityFromWebCode(uctx, corp, code)
 	}
+	cancel()
 	if err != nil {
 		d.upstreamFailed(w, r, corp, retry, err)
 		return
@@ -409,10 +420,11 @@ func (d *dingTalkLogin) callback(w http.ResponseWriter, r *http.Request) {
 		d.resolveFailed(w, r, corp, id, err)
 		return
 	}
-	d.p.Finish(w, r, ar.ID, Login{
+	// The resolver has just found the account active: no second read.
+	d.p.finish(w, r, ar, Login{
 		Subject: acct.ID, AMR: []string{"dingtalk", mode},
 		DingTalk: DingTalkIDs{CorpID: id.CorpID, UserID: id.UserID, UnionID: id.UnionID},
-	})
+	}, true)
 }
 
 // errOtherCorp is a web login whose user token names another corp, or none

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/dingbridge/dingbridge/dingtalk"
 	"github.com/dingbridge/dingbridge/dingtalk/fake"
 	"github.com/dingbridge/dingbridge/mapping"
@@ -45,7 +47,7 @@ type dtEnv struct {
 	*env
 	sim      *fake.Server
 	simURL   string
-	maps     *mapping.Memory
+	maps     mapping.Store
 	accounts map[string]string // DingTalk userid → account id of the linked employees
 }
 
@@ -54,10 +56,13 @@ type dtOptions struct {
 	timeout time.Duration // DingTalk client timeout (default 5s)
 	verify  bool          // VerifyMembership
 	logger  *slog.Logger
+	// pool, when set, keeps the provider's state and the mapping in this
+	// Postgres database instead of memory.
+	pool *pgxpool.Pool
 }
 
 // mappingAccounts adapts the mapping to AccountSource, as cmd does.
-type mappingAccounts struct{ s *mapping.Memory }
+type mappingAccounts struct{ s mapping.Store }
 
 func (m mappingAccounts) Account(ctx context.Context, id string) (Account, error) {
 	a, err := m.s.AccountByID(ctx, id)
@@ -83,6 +88,11 @@ func newDingTalkEnv(t *testing.T, o dtOptions) *dtEnv {
 	sim.SetBaseURL(simSrv.URL)
 
 	e := &env{t: t, store: NewMemoryStore(), accounts: newAccounts(), clock: &clock{t: time.Now().Truncate(time.Second)}}
+	var maps mapping.Store = mapping.NewMemory(mapping.Options{Now: e.clock.now})
+	if o.pool != nil {
+		e.store = NewPostgresStore(o.pool)
+		maps = mapping.NewPostgres(o.pool, mapping.Options{Now: e.clock.now})
+	}
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*e.handler.Load()).ServeHTTP(w, r)
 	}))
@@ -97,7 +107,6 @@ func newDingTalkEnv(t *testing.T, o dtOptions) *dtEnv {
 	}
 	e.keys = keys
 
-	maps := mapping.NewMemory(mapping.Options{Now: e.clock.now})
 	d := &dtEnv{env: e, sim: sim, simURL: simSrv.URL, maps: maps, accounts: map[string]string{}}
 	link := func(corpID, appKey, userID, unionID, username, name string) {
 		a, err := maps.CreateAccount(ctx, testMeta, mapping.Account{Username: username, DisplayName: name, Email: username + "@corp.example.com", EmailVerified: true})

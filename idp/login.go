@@ -3,9 +3,11 @@ package idp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
+	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
@@ -103,11 +105,24 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, authRequestID 
 	if !ok {
 		return
 	}
+	p.finish(w, r, ar, l, false)
+}
+
+// finish is Finish for ar, which the caller loaded with pendingRequest
+// while serving r: reading it again would only cost a round trip, since
+// complete's update checks again that it is pending. accountChecked says
+// that the caller has just read l's account and found it active (the
+// DingTalk callback: the mapping's resolver refuses a disabled account or
+// identity in the transaction that records the sign-in), so it is not read
+// a second time.
+func (p *Provider) finish(w http.ResponseWriter, r *http.Request, ar *AuthRequest, l Login, accountChecked bool) {
 	ctx := r.Context()
-	if err := p.storage.accountActive(ctx, l.Subject); err != nil {
-		p.log.InfoContext(ctx, "sign-in refused: account not active", "account_id", l.Subject, "err", err)
-		p.pages.error(w, r, http.StatusForbidden, msgAccountDisabled)
-		return
+	if !accountChecked {
+		if err := p.storage.accountActive(ctx, l.Subject); err != nil {
+			p.log.InfoContext(ctx, "sign-in refused: account not active", "account_id", l.Subject, "err", err)
+			p.pages.error(w, r, http.StatusForbidden, msgAccountDisabled)
+			return
+		}
 	}
 	if c := p.clients[ar.ClientID]; !c.allowsCorp(l.DingTalk.CorpID) {
 		p.log.InfoContext(ctx, "sign-in refused: corp not allowed for client", "client_id", c.ID, "corp_id", l.DingTalk.CorpID)
@@ -164,16 +179,26 @@ func (p *Provider) endBrowserSession(ctx context.Context, r *http.Request) {
 func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *AuthRequest, c Completion) {
 	ctx := r.Context()
 	now := p.now()
-	err := p.store.CompleteAuthRequest(ctx, ar.ID, c, now)
-	if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
+	code := randomSecret()
+	var err error
+	if cs, ok := p.store.(codeCompleter); ok {
+		err = cs.CompleteAuthRequestWithCode(ctx, ar.ID, c, hashToken(code), now.Add(codeLifetime), now)
+	} else {
+		err = p.store.CompleteAuthRequest(ctx, ar.ID, c, now)
+		if err == nil {
+			if serr := p.store.SaveCode(ctx, ar.ID, hashToken(code), now.Add(codeLifetime)); serr != nil {
+				// The request is done: a failure here is ours, not a reason to start again.
+				err = fmt.Errorf("save code: %v", serr)
+			}
+		}
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound):
+		// Done or expired meanwhile (another tab, a replica): start again.
 		p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
 		return
-	}
-	code := randomSecret()
-	if err == nil {
-		err = p.store.SaveCode(ctx, ar.ID, hashToken(code), now.Add(codeLifetime))
-	}
-	if err != nil {
+	default:
 		p.log.ErrorContext(ctx, "complete auth request", "err", err)
 		p.pages.error(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
@@ -181,3 +206,11 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *AuthRequ
 	p.log.InfoContext(ctx, "sign-in complete", "client_id", ar.ClientID, "account_id", c.Subject, "auth_request_id", ar.ID)
 	p.redirectToClient(w, r, ar.RedirectURI, ar.State, url.Values{"code": {code}})
 }
+
+// codeCompleter is a Store that completes a request and saves its code in
+// one step (PostgresStore: one statement instead of two).
+type codeCompleter interface {
+	CompleteAuthRequestWithCode(ctx context.Context, id string, c Completion, codeHash string, codeExpiresAt, now time.Time) error
+}
+
+var _ codeCompleter = (*PostgresStore)(nil)

@@ -185,7 +185,7 @@ func New(cfg Config) (*Provider, error) {
 // Handler serves every endpoint of the provider.
 func (p *Provider) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(p.securityHeaders, limitBody, p.withIssuer)
+	r.Use(p.securityHeaders, limitBody, p.withIssuer, p.cookies.memoize)
 	r.Get("/.well-known/openid-configuration", p.discovery)
 	r.Get(pathAuthorize, p.authorize)
 	r.Post(pathAuthorize, p.authorize)

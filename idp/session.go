@@ -1,10 +1,13 @@
 package idp
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -52,11 +55,38 @@ func newCookies(hashKey, blockKey []byte, secure bool, lifetime time.Duration) (
 	return &cookies{store: cs, name: name}, nil
 }
 
-// session decodes the cookie; a missing, expired or forged one yields an
-// empty session.
+// session returns the request's cookie, decoded; a missing, expired or
+// forged one yields an empty session. Decoding (HMAC, AES and gob) costs
+// more than any other step of a request but the ID token's signature, and
+// one request reads the cookie several times, so a request served through
+// memoize decodes it once. The result is the request's: callers must not
+// change it (set copies it).
 func (c *cookies) session(r *http.Request) *sessions.Session {
+	if m, ok := r.Context().Value(cookieMemoKey{}).(*cookieMemo); ok {
+		m.once.Do(func() { m.s = c.decode(r) })
+		return m.s
+	}
+	return c.decode(r)
+}
+
+func (c *cookies) decode(r *http.Request) *sessions.Session {
 	s, _ := c.store.New(r, c.name) // on a decode error s is a fresh, empty session
 	return s
+}
+
+type cookieMemoKey struct{}
+
+// cookieMemo holds one request's decoded cookie.
+type cookieMemo struct {
+	once sync.Once
+	s    *sessions.Session
+}
+
+// memoize gives each request on next its own cookieMemo.
+func (c *cookies) memoize(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), cookieMemoKey{}, &cookieMemo{})))
+	})
 }
 
 func (c *cookies) value(r *http.Request, key string) string {
@@ -68,7 +98,9 @@ func (c *cookies) value(r *http.Request, key string) string {
 // empty value deletes its key. One call per response: each call writes the
 // whole cookie from the request's copy.
 func (c *cookies) set(w http.ResponseWriter, r *http.Request, kv ...string) {
-	s := c.session(r)
+	// A copy: later reads in this request still see the cookie it came with.
+	s := *c.session(r)
+	s.Values = maps.Clone(s.Values)
 	for i := 0; i+1 < len(kv); i += 2 {
 		if kv[i+1] == "" {
 			delete(s.Values, kv[i])
@@ -76,7 +108,7 @@ func (c *cookies) set(w http.ResponseWriter, r *http.Request, kv ...string) {
 			s.Values[kv[i]] = kv[i+1]
 		}
 	}
-	_ = c.store.Save(r, w, s) // encoding only fails for unencodable values
+	_ = c.store.Save(r, w, &s) // encoding only fails for unencodable values
 }
 
 // browserID returns this browser's id, creating it on first use.

@@ -133,9 +133,13 @@ func (s *PostgresStore) CompleteAuthRequest(ctx context.Context, id string, c Co
 	if tag.RowsAffected() == 1 {
 		return nil
 	}
-	// Not updated: unknown, expired or done. The answer may be a moment newer
-	// than the update, which only matters if the request was deleted in
-	// between: not found.
+	return s.notCompleted(ctx, id, now)
+}
+
+// notCompleted says why a completion updated no row: unknown, expired or
+// done. The answer may be a moment newer than the update, which only
+// matters if the request was deleted in between: not found.
+func (s *PostgresStore) notCompleted(ctx context.Context, id string, now time.Time) error {
 	var live bool
 	if err := s.pool.QueryRow(ctx, authRequestLiveSQL, id, now).Scan(&live); err != nil {
 		return dbError("complete auth request", err)
@@ -144,6 +148,33 @@ func (s *PostgresStore) CompleteAuthRequest(ctx context.Context, id string, c Co
 		return fmt.Errorf("complete auth request: expired: %w", ErrNotFound)
 	}
 	return fmt.Errorf("complete auth request: already done: %w", ErrConflict)
+}
+
+// completeWithCodeSQL is completeAuthRequestSQL and saveCodeSQL in one
+// statement: the request becomes done and gets its code together, so a
+// sign-in's last write is one round trip.
+const completeWithCodeSQL = `
+update auth_requests
+set done = true, subject = $3, auth_time = $4, amr = $5, session_id = $6,
+	dingtalk_corp_id = $7, dingtalk_user_id = $8, dingtalk_union_id = $9,
+	code_hash = $10, code_expires_at = $11
+where id = $1 and not done and expires_at > $2`
+
+// CompleteAuthRequestWithCode is CompleteAuthRequest followed by SaveCode,
+// in one statement: both happen or neither. Its errors are
+// CompleteAuthRequest's, and a code hash that another request has is
+// ErrConflict.
+func (s *PostgresStore) CompleteAuthRequestWithCode(ctx context.Context, id string, c Completion, codeHash string, codeExpiresAt, now time.Time) error {
+	tag, err := s.pool.Exec(ctx, completeWithCodeSQL, id, now,
+		c.Subject, nullTime(c.AuthTime), textArray(c.AMR), c.SessionID, c.DingTalk.CorpID, c.DingTalk.UserID, c.DingTalk.UnionID,
+		codeHash, codeExpiresAt)
+	if err != nil {
+		return dbError("complete auth request", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	return s.notCompleted(ctx, id, now)
 }
 
 const (
@@ -187,7 +218,7 @@ returning ` + authRequestColumns
 	// replayCodeSQL marks the grant of a consumed code revoked, keeping the
 	// first time, and returns the grant's id; an unknown code or one that
 	// expired unconsumed matches nothing. Its row lock (FOR NO KEY UPDATE)
-	// conflicts with the FOR SHARE of grantRevokedSQL.
+	// conflicts with the FOR SHARE of grantOf2 and grantOf4.
 	replayCodeSQL = `
 update auth_requests set grant_revoked_at = coalesce(grant_revoked_at, $2)
 where code_hash = $1 and consumed_at is not null
@@ -209,16 +240,18 @@ returning id`
 // token of the grant is thus revoked or never stored, including the tokens
 // of the exchange that won the code, which are created after this call.
 func (s *PostgresStore) ConsumeCode(ctx context.Context, codeHash string, now time.Time) (*AuthRequest, error) {
-	var (
-		ar       *AuthRequest
-		replayed bool
-	)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		ar, err = scanAuthRequest(tx.QueryRow(ctx, consumeCodeSQL, codeHash, now))
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
+	var replayed bool
+	// The consuming update is atomic on its own; only a replay needs a
+	// transaction, for its mark and revocation. So the common case is one
+	// statement, and a failed consume starts the replay's transaction.
+	ar, err := scanAuthRequest(s.pool.QueryRow(ctx, consumeCodeSQL, codeHash, now))
+	if err == nil {
+		return ar, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, dbError("consume code", err)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var id string
 		if err := tx.QueryRow(ctx, replayCodeSQL, codeHash, now).Scan(&id); err != nil {
 			return err // unknown, or expired unconsumed: ErrNoRows
@@ -232,7 +265,7 @@ func (s *PostgresStore) ConsumeCode(ctx context.Context, codeHash string, now ti
 	case replayed:
 		return nil, ErrCodeReplayed
 	}
-	return ar, nil
+	return nil, fmt.Errorf("consume code: %w", ErrNotFound)
 }
 
 // The revoke statements revoke, at $2, the tokens of one grant, family or
@@ -286,12 +319,33 @@ func (s *PostgresStore) revokeTx(ctx context.Context, refreshSQL, accessSQL, id 
 const accessTokenColumns = `id, grant_id, family_id, session_id, client_id, subject, scopes, audience,
 	auth_time, amr, dingtalk_corp_id, dingtalk_user_id, dingtalk_union_id, created_at, expires_at, revoked_at`
 
-const createAccessTokenSQL = `insert into access_tokens (` + accessTokenColumns + `)
+const (
+	createAccessTokenSQL = `insert into access_tokens (` + accessTokenColumns + `)
 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
+
+	// createAccessTokenInGrantSQL is createAccessTokenSQL for a token of
+	// grant $2, unless a code replay revoked it: see createInGrant.
+	createAccessTokenInGrantSQL = `with ` + grantOf2 + `
+insert into access_tokens (` + accessTokenColumns + `)
+select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16
+where not exists (select from g where revoked)`
+)
+
+// grantOf2 and grantOf4 read, as the common table expression g, whether
+// the grant (the auth request whose id is parameter $2 or $4) is revoked,
+// and hold its row until the transaction ends. FOR SHARE, because it must
+// conflict with replayCodeSQL's update of a non-key column, which FOR KEY
+// SHARE does not; and not FOR UPDATE, so that creations of one grant do not
+// wait for each other. A grant id that names no request (never stored, or
+// garbage-collected) reads nothing and locks nothing.
+const (
+	grantOf2 = `g as (select grant_revoked_at is not null as revoked from auth_requests where id = $2 for share)`
+	grantOf4 = `g as (select grant_revoked_at is not null as revoked from auth_requests where id = $4 for share)`
+)
 
 // CreateAccessToken implements Store. An id already taken is ErrConflict.
 func (s *PostgresStore) CreateAccessToken(ctx context.Context, t *AccessToken) error {
-	err := s.createInGrant(ctx, t.GrantID, createAccessTokenSQL,
+	err := s.createInGrant(ctx, t.GrantID, createAccessTokenSQL, createAccessTokenInGrantSQL,
 		t.ID, t.GrantID, t.FamilyID, t.SessionID, t.ClientID, t.Subject, textArray(t.Scopes), textArray(t.Audience),
 		t.AuthTime, textArray(t.AMR), t.DingTalk.CorpID, t.DingTalk.UserID, t.DingTalk.UnionID, t.CreatedAt, t.ExpiresAt, t.RevokedAt)
 	if err != nil {
@@ -300,51 +354,30 @@ func (s *PostgresStore) CreateAccessToken(ctx context.Context, t *AccessToken) e
 	return nil
 }
 
-// grantRevokedSQL reads whether a grant is revoked and holds its auth request
-// row until the transaction ends. FOR SHARE, because it must conflict with
-// replayCodeSQL's update of a non-key column, which FOR KEY SHARE does not;
-// and not FOR UPDATE, so that creations of one grant do not wait for each
-// other.
-const grantRevokedSQL = `select grant_revoked_at is not null from auth_requests where id = $1 for share`
-
-// checkGrant fails with ErrGrantRevoked if grantID names an auth request
-// whose grant a code replay revoked, and otherwise holds that request's row
-// FOR SHARE in tx: until tx ends, no replay can mark it. An empty grantID, or
-// one that names no request (never stored, or garbage-collected), passes
-// and locks nothing.
-func checkGrant(ctx context.Context, tx pgx.Tx, grantID string) error {
+// createInGrant inserts a token of grantID with checkedSQL: one statement
+// that takes the grant's row FOR SHARE (the CTE g of grantOf2, grantOf4)
+// and inserts unless g says revoked. The statement is its own transaction,
+// so the row lock is held until the insert commits: the check and the
+// insert in one transaction, as migration 0004 describes, in one round
+// trip. The insert thus commits before any replay of the grant's code can
+// mark it (and the replay then revokes the token), or it reads the mark
+// and inserts nothing: ErrGrantRevoked. Under READ COMMITTED a row lock
+// that had to wait for a replay's update reads the row as that update left
+// it. Without a grant (or for a grant whose request is gone, which locks
+// nothing) plainSQL inserts as before.
+func (s *PostgresStore) createInGrant(ctx context.Context, grantID, plainSQL, checkedSQL string, args ...any) error {
 	if grantID == "" {
-		return nil
-	}
-	var revoked bool
-	err := tx.QueryRow(ctx, grantRevokedSQL, grantID).Scan(&revoked)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return nil
-	case err != nil:
+		_, err := s.pool.Exec(ctx, plainSQL, args...)
 		return err
-	case revoked:
+	}
+	tag, err := s.pool.Exec(ctx, checkedSQL, args...)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
 		return ErrGrantRevoked
 	}
 	return nil
-}
-
-// createInGrant runs the insert of a token of grantID in the transaction in
-// which checkGrant holds the grant's row, so that the insert commits before
-// any replay of the grant's code can mark it (and then revokes it), or
-// fails after.
-func (s *PostgresStore) createInGrant(ctx context.Context, grantID, sql string, args ...any) error {
-	if grantID == "" {
-		_, err := s.pool.Exec(ctx, sql, args...)
-		return err
-	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := checkGrant(ctx, tx, grantID); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, sql, args...)
-		return err
-	})
 }
 
 const accessTokenSQL = `select ` + accessTokenColumns + ` from access_tokens where id = $1`
@@ -385,13 +418,22 @@ const refreshTokenColumns = `hash, id, family_id, grant_id, session_id, client_i
 	auth_time, amr, dingtalk_corp_id, dingtalk_user_id, dingtalk_union_id, created_at, expires_at,
 	family_expires_at, used_at, revoked_at`
 
-const createRefreshTokenSQL = `insert into refresh_tokens (` + refreshTokenColumns + `)
+const (
+	createRefreshTokenSQL = `insert into refresh_tokens (` + refreshTokenColumns + `)
 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
+
+	// createRefreshTokenInGrantSQL is createRefreshTokenSQL for a token of
+	// grant $4, unless a code replay revoked it: see createInGrant.
+	createRefreshTokenInGrantSQL = `with ` + grantOf4 + `
+insert into refresh_tokens (` + refreshTokenColumns + `)
+select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19
+where not exists (select from g where revoked)`
+)
 
 // CreateRefreshToken implements Store. Hash and ID are both unique:
 // ErrConflict if either is taken.
 func (s *PostgresStore) CreateRefreshToken(ctx context.Context, t *RefreshToken) error {
-	if err := s.createInGrant(ctx, t.GrantID, createRefreshTokenSQL, refreshTokenArgs(t, t.FamilyID)...); err != nil {
+	if err := s.createInGrant(ctx, t.GrantID, createRefreshTokenSQL, createRefreshTokenInGrantSQL, refreshTokenArgs(t, t.FamilyID)...); err != nil {
 		return dbError("insert refresh token", err)
 	}
 	return nil
@@ -423,18 +465,35 @@ func (s *PostgresStore) RefreshToken(ctx context.Context, hash string) (*Refresh
 }
 
 const (
-	// useRefreshTokenSQL is single use, as consumeCodeSQL.
-	useRefreshTokenSQL = `
-update refresh_tokens set used_at = $2
-where hash = $1 and used_at is null and revoked_at is null and expires_at > $2 and family_expires_at > $2
-returning family_id`
-
-	refreshTokenStateSQL = `select family_id, used_at is not null from refresh_tokens where hash = $1`
+	// rotateRefreshTokenSQL is the whole rotation in one statement, so in one
+	// transaction: it holds next's grant row FOR SHARE (g, as in
+	// grantOf2, taken first as the lock order wants: the uncorrelated test of g
+	// is a one-time filter evaluated before the token is scanned), marks
+	// the old token used (single use, as consumeCodeSQL) unless the grant
+	// is revoked, and inserts next ($3…$20: createRefreshTokenSQL's columns but
+	// the family)
+	// into the old token's family. Nothing is inserted, and nothing
+	// changes, if the old token is not rotatable or the grant is revoked;
+	// a failed insert (a taken hash or id) undoes the mark.
+	rotateRefreshTokenSQL = `with g as (select grant_revoked_at is not null as revoked from auth_requests where id = $5 for share),
+u as (
+	update refresh_tokens set used_at = $2
+	where hash = $1 and used_at is null and revoked_at is null and expires_at > $2 and family_expires_at > $2
+		and not exists (select from g where revoked)
+	returning family_id
 )
+insert into refresh_tokens (` + refreshTokenColumns + `)
+select $3, $4, u.family_id, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20 from u`
 
-// errNotRotated ends the rotation transaction when the old token is not
-// rotatable, so that it ends before anything else happens.
-var errNotRotated = errors.New("not rotated")
+	// refreshTokenStateSQL tells why a rotation changed nothing: whether
+	// the old token was used, whether it is still usable, and whether
+	// next's grant ($3) is revoked.
+	refreshTokenStateSQL = `
+select family_id, used_at is not null,
+	revoked_at is null and expires_at > $2 and family_expires_at > $2,
+	coalesce((select grant_revoked_at is not null from auth_requests where id = $3), false)
+from refresh_tokens where hash = $1`
+)
 
 // RotateRefreshToken implements Store. next is stored in the old token's
 // family, whatever next.FamilyID says. A token past its idle expiry or its
@@ -442,48 +501,40 @@ var errNotRotated = errors.New("not rotated")
 // has also been revoked or has expired since. If next's hash or id is taken,
 // nothing changes and the error is ErrConflict.
 //
-// The rotation transaction only checks next's grant, marks and inserts. It
-// checks the grant first, holding the auth request row before the refresh
-// token's (the lock order), but reports a revoked grant only once the old
-// token turned out rotatable: a replay or an unusable token is answered as
-// such. Revoking a replayed token's family happens after it, in a
-// transaction of its own: the failed update may have locked the old token's
-// row, and revoking while holding it would break the lock order.
+// The rotation is one statement (rotateRefreshTokenSQL), which checks
+// next's grant, holding the auth request row before the refresh token's
+// (the lock order), marks and inserts. When it changes nothing, a second
+// read says why, and a revoked grant is reported only when the old token
+// was rotatable: a replay or an unusable token is answered as such. That
+// read is a moment newer, which cannot mislead: a used, revoked or expired
+// token and a revoked grant never become usable again. Revoking a replayed
+// token's family happens after it, in a transaction of its own.
 func (s *PostgresStore) RotateRefreshToken(ctx context.Context, oldHash string, next *RefreshToken, now time.Time) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		grantErr := checkGrant(ctx, tx, next.GrantID)
-		if grantErr != nil && !errors.Is(grantErr, ErrGrantRevoked) {
-			return grantErr
-		}
-		var family string
-		err := tx.QueryRow(ctx, useRefreshTokenSQL, oldHash, now).Scan(&family)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return errNotRotated
-		}
-		if err != nil {
-			return err
-		}
-		if grantErr != nil {
-			return grantErr // rolls back used_at: nothing changes
-		}
-		_, err = tx.Exec(ctx, createRefreshTokenSQL, refreshTokenArgs(next, family)...)
-		return err
-	})
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, errNotRotated) {
+	// next's arguments without its family, which the statement takes from
+	// the old token: $3, $4, then $5 on.
+	nextArgs := refreshTokenArgs(next, "")
+	args := append([]any{oldHash, now}, nextArgs[:2]...)
+	args = append(args, nextArgs[3:]...)
+	tag, err := s.pool.Exec(ctx, rotateRefreshTokenSQL, args...)
+	if err != nil {
 		return dbError("rotate refresh token", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
 	}
 
 	var (
-		family   string
-		replayed bool
+		family                    string
+		replayed, usable, revoked bool
 	)
-	if err := s.pool.QueryRow(ctx, refreshTokenStateSQL, oldHash).Scan(&family, &replayed); err != nil {
+	err = s.pool.QueryRow(ctx, refreshTokenStateSQL, oldHash, now, next.GrantID).Scan(&family, &replayed, &usable, &revoked)
+	switch {
+	case err != nil:
 		return dbError("rotate refresh token", err) // unknown token: ErrNotFound
-	}
-	if !replayed {
+	case replayed:
+	case usable && revoked:
+		return fmt.Errorf("rotate refresh token: %w", ErrGrantRevoked)
+	default:
 		return fmt.Errorf("rotate refresh token: revoked or expired: %w", ErrNotFound)
 	}
 	if err := s.revokeTx(ctx, revokeRefreshByFamilySQL, revokeAccessByFamilySQL, family, now); err != nil {

@@ -45,7 +45,12 @@ const (
 	scenarioRefresh   = "refresh"   // refresh-token grants
 	scenarioJWKS      = "jwks"      // GET of the JWKS
 	scenarioDiscovery = "discovery" // GET of the discovery document
+	scenarioBurst     = "burst"     // -n different people sign in once each, arriving over -arrive
 )
+
+// burstSimulatorLimit is what the simulator enforces in the burst
+// scenario: DingTalk's 20 calls per second per app per API (§9.3).
+const burstSimulatorLimit = 20
 
 // benchUserAgent is DingTalk's in-app WebView, so that dingbridge's /login
 // redirects straight to DingTalk instead of showing the QR page.
@@ -69,6 +74,11 @@ type benchOptions struct {
 	pid                                    int
 	dingTalkRateLimit                      float64
 	demoAlg                                string
+	// burst: how many sign-ins, arriving evenly over how long.
+	n      int
+	arrive time.Duration
+	// users > 1 signs in that many different people in turn (-demo).
+	users int
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -92,7 +102,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.redirect2URI, "redirect2-uri", "", "sso scenario: the second client's redirect URI")
 	fs.StringVar(&o.scopes, "scopes", "openid profile email offline_access", "scopes to request, space separated")
 	fs.StringVar(&o.corp, "corp", "", "corp to choose when the provider shows a corp picker (default: the first)")
-	fs.StringVar(&o.scenario, "scenario", scenarioFresh, "fresh | sso | refresh | jwks | discovery")
+	fs.StringVar(&o.scenario, "scenario", scenarioFresh, "fresh | sso | refresh | jwks | discovery | burst")
+	fs.IntVar(&o.n, "n", 600, "burst: how many people sign in, once each")
+	fs.DurationVar(&o.arrive, "arrive", 10*time.Second, "burst: the sign-ins start evenly spread over this time")
+	fs.IntVar(&o.users, "users", 1, "with -demo: how many different people the sign-ins take turns as (1: always the same)")
 	fs.IntVar(&o.concurrency, "c", 32, "concurrent virtual browsers")
 	fs.DurationVar(&o.duration, "d", 10*time.Second, "how long to run")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "timeout of one HTTP request")
@@ -129,8 +142,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 func (o *benchOptions) check() error {
 	switch o.scenario {
 	case scenarioFresh, scenarioSSO, scenarioRefresh, scenarioJWKS, scenarioDiscovery:
+	case scenarioBurst:
+		if !o.demo {
+			return errors.New("-scenario burst needs -demo: it sets up the simulator's people and limits")
+		}
+		if o.n < 1 || o.arrive < 0 {
+			return errors.New("-n must be at least 1 and -arrive not negative")
+		}
 	default:
 		return fmt.Errorf("unknown -scenario %q", o.scenario)
+	}
+	if o.users < 1 || (o.users > 1 && !o.demo) {
+		return errors.New("-users must be at least 1, and more than 1 needs -demo")
 	}
 	if o.concurrency < 1 || o.duration <= 0 {
 		return errors.New("-c must be at least 1 and -d positive")
@@ -168,6 +191,8 @@ type benchReport struct {
 	Steps           []stepSummary   `json:"steps"`
 	ErrorKinds      map[string]int  `json:"error_kinds"`
 	Process         *processSummary `json:"process,omitempty"`
+	// burst only: calls the simulator refused for DingTalk's rate limit.
+	DingTalkThrottled *int `json:"dingtalk_throttled,omitempty"`
 }
 
 // latencySummary is in milliseconds.
@@ -202,7 +227,11 @@ func (r *benchReport) print(w io.Writer) {
 	if r.Storage != "" {
 		fmt.Fprintf(w, " (demo, %s)", r.Storage)
 	}
-	fmt.Fprintf(w, ", %d concurrent, %.1fs\n", r.Concurrency, r.DurationSeconds)
+	if r.Scenario == scenarioBurst {
+		fmt.Fprintf(w, ", %d people arriving over the run, all done after %.1fs\n", r.Concurrency, r.DurationSeconds)
+	} else {
+		fmt.Fprintf(w, ", %d concurrent, %.1fs\n", r.Concurrency, r.DurationSeconds)
+	}
 	fmt.Fprintf(w, "%d %s, %d errors: %.1f %s/s\n\n", r.Completed, r.Unit, r.Errors, r.PerSecond, r.Unit)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "step\tcount\tp50 ms\tp95 ms\tp99 ms\tmax ms\tmean ms\t")
@@ -224,6 +253,9 @@ func (r *benchReport) print(w io.Writer) {
 		for _, k := range kinds {
 			fmt.Fprintf(w, "  %6d  %s\n", r.ErrorKinds[k], k)
 		}
+	}
+	if r.DingTalkThrottled != nil {
+		fmt.Fprintf(w, "\nDingTalk calls refused by the simulator's limit of %d/s per API: %d\n", burstSimulatorLimit, *r.DingTalkThrottled)
 	}
 	if p := r.Process; p != nil {
 		fmt.Fprintf(w, "\n%s: %.2f CPU s, %.2f CPU ms per %s, peak RSS %.1f MB\n",
@@ -294,6 +326,9 @@ func bench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchReport,
 
 	// Browsers that need a session or a refresh token sign in first; that
 	// is not measured.
+	if o.scenario == scenarioBurst {
+		o.concurrency = 0 // the burst's browsers come and go
+	}
 	browsers := make([]*benchBrowser, o.concurrency)
 	var prepErr error
 	var prepMu sync.Mutex
@@ -332,13 +367,18 @@ func bench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchReport,
 		return nil, err
 	}
 	start := time.Now()
-	runCtx, stop := context.WithDeadline(ctx, start.Add(o.duration))
-	defer stop()
-	results := make([]benchResults, o.concurrency)
-	for i, b := range browsers {
-		wg.Go(func() { t.loop(runCtx, b, &results[i]) })
+	var results []benchResults
+	if o.scenario == scenarioBurst {
+		results = t.burst(ctx)
+	} else {
+		runCtx, stop := context.WithDeadline(ctx, start.Add(o.duration))
+		defer stop()
+		results = make([]benchResults, o.concurrency)
+		for i, b := range browsers {
+			wg.Go(func() { t.loop(runCtx, b, &results[i]) })
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	elapsed := time.Since(start)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
@@ -350,6 +390,13 @@ func bench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchReport,
 
 	rep := summarize(o, results, elapsed)
 	rep.Storage = storage
+	if o.scenario == scenarioBurst && sim != nil {
+		n := 0
+		for _, e := range benchDingTalkEndpoints {
+			n += sim.Throttled(e)
+		}
+		rep.DingTalkThrottled = &n
+	}
 	if o.demo || o.pid != 0 {
 		p := &processSummary{What: "this process (provider + DingTalk simulator + load generator)", CPUSeconds: cpu1 - cpu0}
 		if o.pid != 0 {
@@ -422,8 +469,23 @@ func startBenchDemo(ctx context.Context, o *benchOptions, stderr io.Writer) (_ *
 		o.corp = fake.DemoCorpID
 	}
 	dtURL := "http://" + lns[1].Addr().String()
+	people := 0
+	switch {
+	case o.scenario == scenarioBurst:
+		people = o.n
+	case o.users > 1:
+		people = o.users
+	}
+	population := fixture.AddPopulation(o.corp, people) // seedDemo links them all
 	d.sim = fake.New(fake.Options{Fixture: &fixture, BaseURL: dtURL, Logger: logger})
-	d.sim.SetAutoApprove(o.corp, "zhangsan")
+	if len(population) > 0 {
+		d.sim.SetAutoApproveEach(o.corp, population)
+	} else {
+		d.sim.SetAutoApprove(o.corp, "zhangsan")
+	}
+	if o.scenario == scenarioBurst {
+		d.sim.SetRateLimit(burstSimulatorLimit)
+	}
 
 	issuer := "http://" + lns[0].Addr().String()
 	cfg := demoConfig(issuer, dtURL, &fixture, nil)
@@ -600,6 +662,57 @@ func (t *benchTarget) loop(ctx context.Context, b *benchBrowser, r *benchResults
 			continue
 		}
 		r.total = append(r.total, d)
+	}
+}
+
+// burst starts o.n fresh sign-ins, each in a new browser, evenly over
+// o.arrive, and waits for all of them. A browser waits as long as a person
+// would for a page (burstPageTimeout), not the -timeout of the other
+// scenarios: a sign-in that queues for DingTalk is slow, not failed.
+func (t *benchTarget) burst(ctx context.Context) []benchResults {
+	results := make([]benchResults, t.o.n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range t.o.n {
+		at := start.Add(time.Duration(int64(t.o.arrive) * int64(i) / int64(t.o.n)))
+		wg.Go(func() {
+			if err := sleepUntil(ctx, at); err != nil {
+				return
+			}
+			b := t.newBrowser()
+			b.http.Timeout = burstPageTimeout
+			var steps benchResults
+			begin := time.Now()
+			_, err := t.signIn(ctx, b, &t.clients[0], &steps)
+			r := &results[i]
+			r.steps = steps.steps
+			if err != nil {
+				kind := "other"
+				if be, ok := errors.AsType[*benchError](err); ok {
+					kind = be.kind
+				}
+				r.errors = map[string]int{kind: 1}
+				return
+			}
+			r.total = []time.Duration{time.Since(begin)}
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+// burstPageTimeout is how long a burst's browser waits for one page: a
+// minute, as browsers wait much longer than the server's write timeout.
+const burstPageTimeout = time.Minute
+
+func sleepUntil(ctx context.Context, at time.Time) error {
+	tm := time.NewTimer(time.Until(at))
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -835,7 +948,7 @@ func summarize(o benchOptions, results []benchResults, elapsed time.Duration) *b
 		DurationSeconds: elapsed.Seconds(), ErrorKinds: map[string]int{},
 	}
 	switch o.scenario {
-	case scenarioFresh, scenarioSSO:
+	case scenarioFresh, scenarioSSO, scenarioBurst:
 		rep.Unit = "sign-ins"
 	case scenarioRefresh:
 		rep.Unit = "refresh grants"
@@ -859,6 +972,9 @@ func summarize(o benchOptions, results []benchResults, elapsed time.Duration) *b
 		}
 	}
 	rep.Completed = len(total)
+	if o.scenario == scenarioBurst {
+		rep.Concurrency = o.n
+	}
 	rep.PerSecond = float64(rep.Completed) / elapsed.Seconds()
 	rep.Latency = summarizeLatency(total)
 	rank := map[string]int{"authorize": 1, "login": 2, "corp_picker": 3, "upstream": 4, "callback": 5, "authorize_callback": 6, "token": 7, "refresh": 7, "verify": 8}

@@ -89,6 +89,26 @@ func TestBenchDemoWithPostgres(t *testing.T) {
 	}
 }
 
+func TestBenchDemoBurstUnderDingTalkLimit(t *testing.T) {
+	// 30 different people in half a second, against a simulator that
+	// refuses more than 20 calls per second to one API, with the product's
+	// rate_limit (20): everyone gets in, DingTalk refuses nothing, and the
+	// limiter is what made it so: 30 sign-ins need over a second.
+	rep := benchRun(t, "-demo", "-scenario", "burst", "-n", "30", "-arrive", "500ms")
+	if rep.Completed != 30 || rep.Errors != 0 {
+		t.Errorf("%d of 30 sign-ins completed, %d errors (%v); want all", rep.Completed, rep.Errors, rep.ErrorKinds)
+	}
+	if rep.DingTalkThrottled == nil || *rep.DingTalkThrottled != 0 {
+		t.Errorf("DingTalk throttled = %v, want 0", rep.DingTalkThrottled)
+	}
+	if rep.DurationSeconds < 1 {
+		t.Errorf("the burst took %.2fs, want over 1s: 30 calls to one API at 20/s", rep.DurationSeconds)
+	}
+	if p := rep.Process; p == nil || p.DingTalkEndpoints["POST /v1.0/oauth2/userAccessToken"] != 30 {
+		t.Errorf("user token calls = %v, want 30 (one per person)", p)
+	}
+}
+
 func TestBenchRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-scenario", "nope", "-demo"},
@@ -96,6 +116,8 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		{"-issuer", "http://127.0.0.1:1"},          // no client
 		{"-database-url", "postgres://x/y"},        // needs -demo
 		{"-demo", "-issuer", "http://127.0.0.1:1"}, // demo brings its own
+		{"-scenario", "burst", "-issuer", "http://127.0.0.1:1", "-client-id", "x", "-redirect-uri", "http://x/cb"}, // burst needs -demo
+		{"-demo", "-scenario", "burst", "-n", "0"},
 	} {
 		var out lockedBuffer
 		if code := run(t.Context(), append([]string{"bench"}, args...), &out, &out); code != exitUsage {

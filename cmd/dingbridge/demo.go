@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -26,7 +28,7 @@ type demoAddrs struct {
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("demo", "demo [-listen addr] [-dingtalk-listen addr] [-app-listen addr] [-app2-listen addr] [-database-url url]",
+	fs := newFlagSet("demo", "demo [-listen addr] [-dingtalk-listen addr] [-app-listen addr] [-app2-listen addr] [-database-url url] [-auto-approve [corp/]userid] [-client-secret s]",
 		"Runs the whole product on this machine: dingbridge, a simulated DingTalk (login\n"+
 			"page, QR frame, workbench) and two sample applications that sign in through\n"+
 			"dingbridge. Nothing leaves the machine. State is in memory (gone when it stops)\n"+
@@ -38,15 +40,26 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&a.app2, "app2-listen", "127.0.0.1:8083", "address of the second sample application")
 	dbURL := fs.String("database-url", "", "keep state in this Postgres database instead of memory")
 	logLevel := fs.String("log-level", "warn", "debug | info | warn | error")
+	var x demoExtra
+	fs.StringVar(&x.autoApprove, "auto-approve", "", "the simulated DingTalk approves every login at once as this person ([corp id/]userid; default corp: the first), without a page: for dingbridge bench -issuer")
+	fs.StringVar(&x.clientSecret, "client-secret", "", "the sample applications' client secret (default: random), so that dingbridge bench can use client wiki or oa")
+	fs.Float64Var(&x.rateLimit, "dingtalk-rate-limit", 0, "dingbridge's own limit of calls per second per DingTalk API (dingtalk.rate_limit; default 20)")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	logger := newLogger(stderr, *logLevel, "text")
-	if err := demo(ctx, a, *dbURL, logger, stdout); err != nil {
+	if err := demo(ctx, a, *dbURL, logger, stdout, x); err != nil {
 		fmt.Fprintf(stderr, "dingbridge demo: %v\n", err)
 		return exitFailure
 	}
 	return exitOK
+}
+
+// demoExtra are the demo's flags for driving it without a person.
+type demoExtra struct {
+	autoApprove  string // [corp/]userid the simulator approves every login as
+	clientSecret string // the sample applications' secret; "" is random
+	rateLimit    float64
 }
 
 // demoApp is one sample application of the demo.
@@ -58,8 +71,8 @@ type demoApp struct {
 
 // demo wires the same parts as serve, with the DingTalk simulator in place
 // of DingTalk and (by default) memory in place of Postgres.
-func demo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Logger, stdout io.Writer) error {
-	w, err := newDemo(ctx, addrs, dbURL, logger)
+func demo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Logger, stdout io.Writer, x demoExtra) error {
+	w, err := newDemo(ctx, addrs, dbURL, logger, x)
 	if err != nil {
 		return err
 	}
@@ -104,7 +117,11 @@ func (w *demoWorld) close() {
 
 // newDemo listens on addrs and wires the simulator, dingbridge and the
 // sample applications; nothing is served until serve.
-func newDemo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Logger) (_ *demoWorld, err error) {
+func newDemo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Logger, extra ...demoExtra) (_ *demoWorld, err error) {
+	var x demoExtra
+	if len(extra) > 0 {
+		x = extra[0]
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	w := &demoWorld{ctx: ctx, cancel: cancel, logger: logger, postgres: dbURL != ""}
 	defer func() {
@@ -129,7 +146,10 @@ func newDemo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Lo
 		{clientID: "oa", name: "办公系统 OA", ln: lns["app2"]},
 	}
 	for _, app := range apps {
-		app.secret = randomKey()
+		app.secret = x.clientSecret
+		if app.secret == "" {
+			app.secret = randomKey()
+		}
 	}
 	w.apps = apps
 
@@ -138,7 +158,20 @@ func newDemo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Lo
 	dtURL := "http://" + lns["dingtalk"].Addr().String()
 	sim := fake.New(fake.Options{Fixture: &fixture, BaseURL: dtURL, Logger: logger})
 	w.sim = sim
+	if x.autoApprove != "" {
+		corp, user, ok := strings.Cut(x.autoApprove, "/")
+		if !ok {
+			corp, user = fixture.Corps[0].ID, x.autoApprove
+		}
+		if c := fixtureCorp(&fixture, corp); c == nil || !slices.ContainsFunc(c.Employees, func(e fake.Employee) bool { return e.UserID == user }) {
+			return nil, fmt.Errorf("-auto-approve %q: no such person in the simulated corps", x.autoApprove)
+		}
+		sim.SetAutoApprove(corp, user)
+	}
 	cfg := demoConfig("http://"+lns["bridge"].Addr().String(), dtURL, &fixture, apps)
+	if x.rateLimit != 0 {
+		cfg.DingTalk.RateLimit = x.rateLimit
+	}
 	if err := cfg.Validate(false); err != nil {
 		return nil, fmt.Errorf("demo configuration: %w", err)
 	}
@@ -228,6 +261,16 @@ func demoStores(ctx context.Context, dbURL string) (idp.Store, mapping.Store, fu
 		return nil, nil, nil, fmt.Errorf("migrate %s: %w", "-database-url", err)
 	}
 	return idp.NewPostgresStore(pool), mapping.NewPostgres(pool, mapping.Options{}), pool.Close, nil
+}
+
+// fixtureCorp returns the corp with id in f, or nil.
+func fixtureCorp(f *fake.Fixture, id string) *fake.Corp {
+	for i := range f.Corps {
+		if f.Corps[i].ID == id {
+			return &f.Corps[i]
+		}
+	}
+	return nil
 }
 
 func randomKey() string {

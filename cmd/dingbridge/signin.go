@@ -3,11 +3,17 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
+	"time"
 
 	"github.com/dingbridge/dingbridge/dingtalk"
 	"github.com/dingbridge/dingbridge/idp"
 	"github.com/dingbridge/dingbridge/mapping"
 )
+
+// dingTalkIdleConns is how many idle connections to each DingTalk host
+// the sign-in keeps.
+const dingTalkIdleConns = 64
 
 // dingTalkLogin builds the provider's DingTalk sign-in from the
 // configuration: one DingTalk client per corp, sharing app tokens with the
@@ -30,11 +36,22 @@ func dingTalkLogin(cfg *Config, store mapping.ResolverStore, tokens idp.Store, l
 		ProfileMaxAge:     d.ProfileMaxAge,
 		VerifyMembership:  d.VerifyMembership,
 		WorkbenchStartURL: d.WorkbenchStartURL,
+		// Within the server's write timeout, with room for the database.
+		UpstreamBudget: writeTimeout - 5*time.Second,
 	}
+	// One connection pool for every corp's calls, keeping enough idle
+	// connections that a burst of sign-ins reuses them: with the default
+	// two per host, most calls of a burst would dial DingTalk afresh, which
+	// adds latency and makes calls reach DingTalk in a less even rhythm
+	// than the rate limiter let them go.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = dingTalkIdleConns
+	httpClient := &http.Client{Transport: tr}
 	var rules []mapping.Corp
 	for i, corp := range cfg.Corps {
 		dc := dingtalkConfig(cfg, corp, logger)
 		dc.TokenCache = cache
+		dc.HTTPClient = httpClient
 		client, err := dingtalk.New(dc)
 		if err != nil {
 			return nil, fmt.Errorf("corps[%d]: %w", i, err)

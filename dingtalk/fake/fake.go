@@ -63,6 +63,12 @@ type Server struct {
 	refreshTokens   map[string]*userToken
 	codes           map[string]*authCode
 	autoApprove     *identity
+	approveEach     []identity // SetAutoApproveEach: approve these in turn
+	approveNext     int
+	rateLimit       int                    // SetRateLimit: calls per second per API; 0 = off
+	recent          map[string][]time.Time // endpoint → its accepted calls in the last second
+	throttled       map[string]int         // endpoint → calls refused by rateLimit
+	lastPrune       time.Time              // of the user tokens
 	calls           map[string]int
 	faults          map[string]*Fault
 	workbench       map[string][]workbenchApp // corp id → its workbench, in order added
@@ -98,6 +104,8 @@ func New(opts Options) *Server {
 		codes:           map[string]*authCode{},
 		calls:           map[string]int{},
 		faults:          map[string]*Fault{},
+		recent:          map[string][]time.Time{},
+		throttled:       map[string]int{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -217,11 +225,78 @@ func (s *Server) SetAutoApprove(corpID, userID string) {
 	s.autoApprove = &identity{corpID: corpID, userID: userID}
 }
 
+// SetAutoApproveEach is SetAutoApprove for several employees of one corp
+// in turn: each login completes as the next of userIDs, starting again
+// after the last, so that many logins are many different people.
+func (s *Server) SetAutoApproveEach(corpID string, userIDs []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.autoApprove, s.approveEach, s.approveNext = nil, nil, 0
+	for _, u := range userIDs {
+		s.approveEach = append(s.approveEach, identity{corpID: corpID, userID: u})
+	}
+}
+
 // ClearAutoApprove brings back the interactive login pages.
 func (s *Server) ClearAutoApprove() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.autoApprove = nil
+	s.autoApprove, s.approveEach = nil, nil
+}
+
+// approvalLocked returns who the next auto-approved login is, or nil when
+// logins are interactive. s.mu must be held.
+func (s *Server) approvalLocked() *identity {
+	if len(s.approveEach) > 0 {
+		id := s.approveEach[s.approveNext%len(s.approveEach)]
+		s.approveNext++
+		return &id
+	}
+	return s.autoApprove
+}
+
+// SetRateLimit makes the server-to-server APIs enforce DingTalk's per-app
+// per-API limit (§9.3 of the protocol notes: 20 calls/s on a
+// standard-edition org) as strictly as it can be read: at most perSecond
+// calls to one API within any one second, counted as they arrive; a call
+// beyond it is answered as DingTalk throttles (90018, or 403
+// Forbidden.AccessDenied.QpsLimitForAppkeyAndApi) and does not count. The
+// simulator counts per API across its apps, which for one app is the
+// per-app limit. 0 turns enforcement off (the default).
+func (s *Server) SetRateLimit(perSecond int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rateLimit = max(perSecond, 0)
+	clear(s.recent)
+}
+
+// Throttled reports how many calls to endpoint SetRateLimit refused since
+// the start or the last ResetCalls.
+func (s *Server) Throttled(endpoint string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.throttled[endpoint]
+}
+
+// overLimitLocked records a call to endpoint at now and reports whether
+// SetRateLimit refuses it. s.mu must be held.
+func (s *Server) overLimitLocked(endpoint string, now time.Time) bool {
+	if s.rateLimit == 0 {
+		return false
+	}
+	calls := s.recent[endpoint]
+	keep := 0
+	for keep < len(calls) && now.Sub(calls[keep]) >= time.Second {
+		keep++
+	}
+	calls = calls[keep:]
+	if len(calls) >= s.rateLimit {
+		s.recent[endpoint] = calls
+		s.throttled[endpoint]++
+		return true
+	}
+	s.recent[endpoint] = append(calls, now)
+	return false
 }
 
 // SetLeft marks an employee as having left the corp (or re-joined it).
@@ -262,6 +337,7 @@ func (s *Server) ResetCalls() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.calls)
+	clear(s.throttled)
 }
 
 // requestIDKey is the context key of the request id of one request.
@@ -294,9 +370,13 @@ func (s *Server) endpointHandler(rt route) http.Handler {
 			w.Header().Set("x-acs-request-id", id)
 			w.Header().Set("x-acs-trace-id", randomHex(16))
 		}
-		fault, faulty := s.begin(rt.endpoint)
+		fault, faulty, throttled := s.begin(rt)
 		s.log.DebugContext(r.Context(), "fake dingtalk request",
-			"endpoint", rt.endpoint, "method", r.Method, "request_id", id, "fault", faulty)
+			"endpoint", rt.endpoint, "method", r.Method, "request_id", id, "fault", faulty, "throttled", throttled)
+		if throttled {
+			s.writeErrcode(w, r, rt.family, 90018)
+			return
+		}
 		if faulty {
 			s.serveFault(w, r, rt, method, fault)
 			return
@@ -305,12 +385,17 @@ func (s *Server) endpointHandler(rt route) http.Handler {
 	})
 }
 
-// begin counts a call and takes the endpoint's fault, if any.
-func (s *Server) begin(endpoint string) (Fault, bool) {
+// begin counts a call, applies SetRateLimit to the APIs (not to pages and
+// scripts) and takes the endpoint's fault, if any.
+func (s *Server) begin(rt route) (f Fault, faulty, throttled bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.calls[endpoint]++
-	return s.takeFaultLocked(endpoint)
+	s.calls[rt.endpoint]++
+	if rt.family != familyWeb && s.overLimitLocked(rt.endpoint, s.now()) {
+		return Fault{}, false, true
+	}
+	f, faulty = s.takeFaultLocked(rt.endpoint)
+	return f, faulty, false
 }
 
 // serveRoute checks the method the way the endpoint's host does, then

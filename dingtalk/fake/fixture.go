@@ -1,6 +1,7 @@
 package fake
 
 import (
+	"fmt"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -407,4 +408,43 @@ func DefaultFixture() Fixture {
 			},
 		},
 	}}
+}
+
+// AddPopulation adds n generated employees to the corp corpID, for load
+// tests that need many different people, and returns their userids in
+// order. Each is active, a member of the corp's root department, and has
+// a userid, unionId, openId, mobile, org email and job number of its own
+// (pop00001, 13900000001, pop00001@<corp>.example.com, P00001, …). The
+// people already in f are left as they are. An unknown corp gets nobody.
+func (f *Fixture) AddPopulation(corpID string, n int) []string {
+	c := f.corp(corpID)
+	if c == nil {
+		return nil
+	}
+	root := int64(1)
+	for _, d := range c.Departments {
+		if d.ParentID == 0 {
+			root = d.ID
+			break
+		}
+	}
+	ids := make([]string, 0, n)
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("pop%05d", i)
+		c.Employees = append(c.Employees, Employee{
+			UserID:    id,
+			UnionID:   fmt.Sprintf("popUnion%s%05d", strings.ToLower(corpID), i),
+			OpenID:    fmt.Sprintf("popOpen%s%05d", strings.ToLower(corpID), i),
+			Name:      fmt.Sprintf("测试员工%05d", i),
+			Mobile:    fmt.Sprintf("139%08d", i),
+			StateCode: "86",
+			OrgEmail:  fmt.Sprintf("%s@%s.example.com", id, strings.ToLower(corpID)),
+			JobNumber: fmt.Sprintf("P%05d", i),
+			Title:     "工程师",
+			DeptIDs:   []int64{root},
+			Active:    true,
+		})
+		ids = append(ids, id)
+	}
+	return ids
 }

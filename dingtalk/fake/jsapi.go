@@ -76,7 +76,7 @@ func (s *Server) handleJSAPIAuthCode(w http.ResponseWriter, r *http.Request) {
 	}
 	userID := req.UserID
 	if userID == "" {
-		if id := s.autoApprove; id != nil && id.corpID == corp.ID {
+		if id := s.approvalLocked(); id != nil && id.corpID == corp.ID {
 			userID = id.userID
 		} else {
 			writeJSON(w, http.StatusOK, map[string]any{"pick": true})

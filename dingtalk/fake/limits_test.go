@@ -344,11 +344,14 @@ func TestThrottleRetryRespectsDeadline(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	// N calls to one endpoint at rate R take at least (N-R)/R of fake time
-	// (the burst is R); another endpoint has its own bucket.
+	// N calls to one endpoint at rate R, against a simulator that enforces
+	// R calls per second: none is refused, because the client lets R
+	// through per window of a second and a guard (two windows for 12 calls
+	// at 5/s); another endpoint has its own window.
 	const rate, calls = 5, 12
 	c := limitsContract(t)
 	h := c.newHarness(t, fake.Options{})
+	h.sim.SetRateLimit(rate)
 	cl := h.client(t, func(cfg *dingtalk.Config) { cfg.RateLimit = rate })
 	user, unionID := limitCalls()["User"], limitCalls()["UserIDByUnionID"]
 	start := h.clock.Now()
@@ -357,13 +360,14 @@ func TestRateLimit(t *testing.T) {
 			t.Fatalf("call %d: %v", i+1, err)
 		}
 	}
-	spacing := time.Second / rate
-	want := (calls - rate) * spacing
-	if got := h.clock.Now().Sub(start); got < want || got > want+spacing {
-		t.Errorf("%d calls at %d/s took %v of fake time, want %v", calls, rate, got, want)
+	if got, min, max := h.clock.Now().Sub(start), 2*time.Second, 3*time.Second; got < min || got > max {
+		t.Errorf("%d calls at %d/s took %v of fake time, want between %v and %v", calls, rate, got, min, max)
 	}
 	if got := h.sim.Calls(fake.EndpointUser); got != calls {
 		t.Errorf("Calls(U2) = %d, want %d", got, calls)
+	}
+	if got := h.sim.Throttled(fake.EndpointUser); got != 0 {
+		t.Errorf("the simulator refused %d calls, want none", got)
 	}
 	before := len(h.sleep.Waits())
 	for range rate {
@@ -372,14 +376,42 @@ func TestRateLimit(t *testing.T) {
 		}
 	}
 	if got := len(h.sleep.Waits()); got != before {
-		t.Errorf("waits = %d after another endpoint's burst, want %d: it has its own bucket", got, before)
+		t.Errorf("waits = %d after another endpoint's %d calls, want %d: it has its own window", got, rate, before)
+	}
+}
+
+func TestSimulatorEnforcesRateLimit(t *testing.T) {
+	// Without a limiter of its own (a rate far above the simulator's), the
+	// client's calls beyond the simulator's limit within one second are
+	// refused as DingTalk refuses them, until the second has passed.
+	const limit = 3
+	c := limitsContract(t)
+	h := c.newHarness(t, fake.Options{})
+	h.sim.SetRateLimit(limit)
+	cl := h.client(t, func(cfg *dingtalk.Config) { cfg.RateLimit = 1000; cfg.ThrottleBudget = time.Nanosecond })
+	user := limitCalls()["User"]
+	var refused int
+	for range limit + 2 {
+		if err := user(t, h, cl); err != nil {
+			if !errors.Is(err, dingtalk.ErrThrottled) {
+				t.Fatalf("User: %v, want success or ErrThrottled", err)
+			}
+			refused++
+		}
+	}
+	if refused != 2 || h.sim.Throttled(fake.EndpointUser) != 2 {
+		t.Errorf("refused %d calls (simulator: %d), want 2", refused, h.sim.Throttled(fake.EndpointUser))
+	}
+	h.clock.Advance(time.Second)
+	if err := user(t, h, cl); err != nil {
+		t.Errorf("User a second later: %v", err)
 	}
 }
 
 func TestRateLimitSharedByGoroutines(t *testing.T) {
-	// Goroutines sharing a Client share its buckets. The clock stands still,
-	// so each call beyond the burst waits one spacing more than the last,
-	// whoever makes it.
+	// Goroutines sharing a Client share its windows. The clock stands
+	// still, so each call beyond the first window's waits one window after
+	// the answer to the call n before it, whoever makes it.
 	const rate, goroutines, each = 5, 4, 5
 	c := limitsContract(t)
 	h := c.newHarness(t, fake.Options{})
@@ -400,8 +432,9 @@ func TestRateLimitSharedByGoroutines(t *testing.T) {
 	got := h.sleep.Waits()
 	slices.Sort(got)
 	var want []time.Duration
-	for k := 1; k <= goroutines*each-rate; k++ {
-		want = append(want, time.Duration(k)*time.Second/rate)
+	window := time.Second + 20*time.Millisecond // dingtalk's windowGuard
+	for range goroutines*each - rate {
+		want = append(want, window)
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("waits = %v, want %v", got, want)

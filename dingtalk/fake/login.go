@@ -103,7 +103,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, http.StatusBadRequest, lr.iframe, p.chinese, p.english)
 		return
 	}
-	if id := s.autoApprove; id != nil {
+	if id := s.approvalLocked(); id != nil {
 		s.finishLoginLocked(w, r, lr, *id)
 		return
 	}

@@ -129,6 +129,12 @@ func (s *Server) handleUserToken(w http.ResponseWriter, r *http.Request) {
 // pruneUserTokensLocked forgets expired user and refresh tokens.
 // s.mu must be held.
 func (s *Server) pruneUserTokensLocked(now time.Time) {
+	// Once a minute is enough (tokens live two hours), and keeps a burst of
+	// logins from walking every token on every exchange.
+	if now.Sub(s.lastPrune) < time.Minute && !now.Before(s.lastPrune) {
+		return
+	}
+	s.lastPrune = now
 	for _, m := range []map[string]*userToken{s.userTokens, s.refreshTokens} {
 		for tok, t := range m {
 			if !now.Before(t.expires) {

@@ -41,7 +41,7 @@ func (s *Server) handleSNSAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, http.StatusBadRequest, false, p.chinese, p.english)
 		return
 	}
-	if id := s.autoApprove; id != nil {
+	if id := s.approvalLocked(); id != nil {
 		s.finishSNSLocked(w, r, v, *id)
 		return
 	}
