@@ -154,6 +154,7 @@ func (s *Server) Routes() chi.Router {
 		r.Post("/pending/{id}/approve", s.approve)
 		r.Post("/pending/{id}/approve-new", s.approveNew)
 		r.Post("/pending/{id}/reject", s.reject)
+		r.Get("/audit", s.audit)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.renderMessage(w, r, http.StatusNotFound, "err_not_found")
