@@ -40,7 +40,8 @@ func TestAuditPageFilters(t *testing.T) {
 		}
 		tc.now = tc.now.Add(time.Hour)
 	}
-	tc.now = tc.now.Add(time.Hour) // after the accounts newTestConsole made (09:00)
+	// The accounts newTestConsole made are from 09:00; then one change an hour.
+	tc.now = tc.now.Add(time.Hour)
 	_, err := tc.store.SetAccountDisabled(ctx, me, tc.staff.ID, true) // 10:00
 	step(err)
 	_, err = tc.store.SetAccountDisabled(ctx, me, tc.staff.ID, false) // 11:00
@@ -202,9 +203,9 @@ func TestOverviewFigures(t *testing.T) {
 		tc.now = at
 		_, _ = r.Resolve(ctx, mapping.Identity{CorpID: "dingcorp1", UserID: user}, mapping.Meta{})
 	}
-	resolve(time.Date(2026, 3, 1, 23, 30, 0, 0, cst), "ls") // yesterday, here
-	resolve(time.Date(2026, 3, 2, 0, 30, 0, 0, cst), "zs")  // today, here, though 1 March in UTC
-	resolve(time.Date(2026, 3, 2, 1, 0, 0, 0, cst), "zs")   // the same person again
+	resolve(time.Date(2026, 3, 1, 23, 30, 0, 0, cst), "ls")   // yesterday, here
+	resolve(time.Date(2026, 3, 2, 0, 30, 0, 0, cst), "zs")    // today, here, though 1 March in UTC
+	resolve(time.Date(2026, 3, 2, 1, 0, 0, 0, cst), "zs")     // the same person again
 	resolve(time.Date(2026, 3, 2, 1, 0, 0, 0, cst), "newbie") // not linked: pending
 	if _, err := tc.store.SetAccountDisabled(ctx, m, tc.staff.ID, true); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ var auditZH = map[string]string{
 	"ov_linked": "已关联", "ov_unlinked": "未关联", "ov_unlinked_identities": "未关联的钉钉身份",
 	"ov_signins_today": "今天登录的人数", "ov_signins_note": "按人计数（同一人多次登录只算一次），“今天”按服务器时区：",
 	"ov_estimate_note": "带 ≈ 的数字是数据库的估算值：数据量很大时，精确计数太慢。",
-	"ov_failures": "最近 24 小时登录失败的原因", "ov_no_failures": "最近 24 小时没有失败或被拒绝的登录。",
+	"ov_failures":      "最近 24 小时登录失败的原因", "ov_no_failures": "最近 24 小时没有失败或被拒绝的登录。",
 	"ov_failures_link": "在审计日志中查看登录事件",
 
 	"reason_not_linked":         "钉钉账号尚未关联企业账号（已进入待审批）",
@@ -48,7 +48,7 @@ var auditEN = map[string]string{
 	"ov_linked": "linked", "ov_unlinked": "not linked", "ov_unlinked_identities": "DingTalk identities not linked",
 	"ov_signins_today": "People who signed in today", "ov_signins_note": "Counts people (several sign-ins by one person count once); “today” is in the server's time zone:",
 	"ov_estimate_note": "Numbers marked ≈ are the database's estimates: counting exactly takes too long when there is this much data.",
-	"ov_failures": "Why sign-ins failed in the last 24 hours", "ov_no_failures": "No sign-in failed or was refused in the last 24 hours.",
+	"ov_failures":      "Why sign-ins failed in the last 24 hours", "ov_no_failures": "No sign-in failed or was refused in the last 24 hours.",
 	"ov_failures_link": "See sign-in events in the audit log",
 
 	"reason_not_linked":         "DingTalk account not linked yet (now waiting under Pending)",
