@@ -3,6 +3,7 @@ package mapping
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -408,7 +409,7 @@ func (t *memTx) search(_ context.Context, q textQuery, after []string, limit int
 			acct = acct.clone()
 			a = &acct
 		}
-		if q.matches(b, a) {
+		if q.link.keeps(b) && q.matches(b, a) {
 			out = append(out, SearchResult{Binding: b.clone(), Account: a})
 			if len(out) == limit {
 				break
@@ -476,17 +477,12 @@ func (t *memTx) appendAudit(_ context.Context, e AuditEvent) error {
 	return nil
 }
 
-func (t *memTx) auditEvents(_ context.Context, q AuditQuery) ([]AuditEvent, error) {
+func (t *memTx) auditEvents(_ context.Context, f auditFilter) ([]AuditEvent, error) {
 	var out []AuditEvent
-	for i := len(t.s.audit) - 1; i >= 0 && len(out) < q.Limit; i-- {
-		e := t.s.audit[i]
-		if q.TargetType != "" && (e.TargetType != q.TargetType || e.TargetID != q.TargetID) {
-			continue
+	for i := len(t.s.audit) - 1; i >= 0 && len(out) < f.Limit; i-- {
+		if e := t.s.audit[i]; f.keeps(e) {
+			out = append(out, e)
 		}
-		if q.Actor != "" && e.Actor != q.Actor {
-			continue
-		}
-		out = append(out, e)
 	}
 	return out, nil
 }
@@ -600,4 +596,43 @@ func cloneReport(r *ImportReport) *ImportReport {
 		c.Lines[i].Changes = slices.Clone(c.Lines[i].Changes)
 	}
 	return &c
+}
+
+// stats counts everything exactly: the demo's and tests' data are small.
+func (t *memTx) stats(_ context.Context, q StatsQuery) (Stats, error) {
+	st := Stats{Accounts: Count{N: int64(len(t.s.accounts))}, Identities: Count{N: int64(len(t.s.bindings))}}
+	for _, b := range t.s.bindings {
+		if b.Linked() {
+			st.Linked.N++
+		} else {
+			st.Unlinked.N++
+		}
+		if !b.LastLoginAt.IsZero() && !b.LastLoginAt.Before(q.SignedInSince) {
+			st.SignIns.N++
+		}
+	}
+	st.OpenRequests.N = int64(len(t.s.open))
+	byReason := map[string]int64{}
+	for _, e := range t.s.audit {
+		if (e.Action == ActionSignInDeny || e.Action == ActionSignInFail) && !e.At.Before(q.FailuresSince) {
+			byReason[eventReason(e.After)]++
+		}
+	}
+	for r, n := range byReason {
+		st.Failures = append(st.Failures, ReasonCount{Reason: r, N: n})
+	}
+	return st, nil
+}
+
+// eventReason is the "reason" of an event's detail (a string map: Event.Detail); "" when
+// there is none.
+func eventReason(detail []byte) string {
+	var d struct {
+		Reason any `json:"reason"`
+	}
+	if json.Unmarshal(detail, &d) != nil {
+		return ""
+	}
+	r, _ := d.Reason.(string)
+	return r
 }

@@ -440,6 +440,13 @@ func searchSQL(q textQuery, after []string, limit int) (string, []any) {
 		args = append(args, q.raw)
 		where[0] = "(" + cond + ` or i.union_id = $` + strconv.Itoa(len(args)) + ")"
 	}
+	switch q.link {
+	case LinkLinked:
+		where = append(where, `i.account_id is not null`)
+	case LinkUnlinked:
+		// Served by dingtalk_identities_unlinked_idx (0008) in page order.
+		where = append(where, `i.account_id is null`)
+	}
 	if after != nil {
 		args = append(args, after[0], after[1])
 		where = append(where, fmt.Sprintf(`(i.corp_id, i.user_id) > ($%d, $%d)`, len(args)-1, len(args)))
@@ -553,17 +560,43 @@ func (t *pgTx) appendAudit(ctx context.Context, e AuditEvent) error {
 	return mapError(err)
 }
 
-func (t *pgTx) auditEvents(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
+// auditEvents reads newest first by id. Each filter has an index to start from (0001:
+// target, actor, BRIN on at; 0008: action); the planner picks between walking the primary
+// key backwards and collecting the filter's rows, whichever reads less.
+func (t *pgTx) auditEvents(ctx context.Context, f auditFilter) ([]AuditEvent, error) {
+	args := []any{f.Limit}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
 	sql := `select id, at, actor, action, target_type, target_id, before, after, coalesce(request_id, ''),
 		coalesce(host(client_ip), '') from audit_log where true`
-	args := []any{q.Limit}
-	if q.TargetType != "" {
-		args = append(args, q.TargetType, q.TargetID)
-		sql += ` and target_type = $2 and target_id = $3`
+	if f.TargetType != "" {
+		sql += ` and target_type = ` + arg(f.TargetType)
+		if f.TargetID != "" {
+			sql += ` and target_id = ` + arg(f.TargetID)
+		}
 	}
-	if q.Actor != "" {
-		args = append(args, q.Actor)
-		sql += ` and actor = $` + strconv.Itoa(len(args))
+	if f.Actor != "" {
+		sql += ` and actor = ` + arg(f.Actor)
+	}
+	// Actions compare byte by byte whatever the database's locale (as in the Memory
+	// store, and as audit_log_action_idx is built): a family is the range from
+	// "account." up to "account/", the next byte.
+	switch {
+	case f.prefix:
+		sql += ` and action collate "C" >= ` + arg(f.Action) + ` and action collate "C" < ` + arg(f.Action[:len(f.Action)-1]+"/")
+	case f.Action != "":
+		sql += ` and action collate "C" = ` + arg(f.Action)
+	}
+	if !f.Since.IsZero() {
+		sql += ` and at >= ` + arg(f.Since)
+	}
+	if !f.Until.IsZero() {
+		sql += ` and at < ` + arg(f.Until)
+	}
+	if f.before > 0 {
+		sql += ` and id < ` + arg(f.before)
 	}
 	rows, _ := t.q.Query(ctx, sql+` order by id desc limit $1`, args...)
 	return collect(rows, func(row pgx.CollectableRow) (AuditEvent, error) {
@@ -701,4 +734,100 @@ func (p *Postgres) ImportJobProgress(ctx context.Context, id string, done, total
 		return fmt.Errorf("import job %q progress: %w", id, mapError(err))
 	}
 	return nil
+}
+
+// --- overview ---
+
+// exactCountLimit: where the planner expects fewer rows than this, Stats counts them;
+// above, it reports the estimate. Counting reads every row (an index-only scan at best),
+// which at a million rows costs more than a page may spend.
+const exactCountLimit = 100_000
+
+// Each count's rows, spelled for the index that serves it.
+const (
+	countAccountsSQL   = `select 1 from accounts`
+	countIdentitiesSQL = `select 1 from dingtalk_identities`
+	countLinkedSQL     = `select 1 from dingtalk_identities where account_id is not null` // dingtalk_identities_account_idx
+	countUnlinkedSQL   = `select 1 from dingtalk_identities where account_id is null`     // dingtalk_identities_unlinked_idx (0008)
+	countOpenSQL       = `select 1 from pending_requests where status = 'open'`           // pending_requests_one_open
+	countSignInsSQL    = `select 1 from dingtalk_identities where last_login_at >= $1`    // dingtalk_identities_last_login_idx (0008)
+
+	// Failed sign-ins by reason, over a time window that audit_log_at_brin narrows.
+	failuresSQL = `
+select coalesce(after->>'reason', ''), count(*) from audit_log
+where at >= $1 and action collate "C" in ('` + ActionSignInDeny + `', '` + ActionSignInFail + `')
+group by 1`
+)
+
+func (t *pgTx) stats(ctx context.Context, q StatsQuery) (Stats, error) {
+	var st Stats
+	for _, c := range []struct {
+		dst  *Count
+		sql  string
+		args []any
+	}{
+		{&st.Accounts, countAccountsSQL, nil},
+		{&st.Identities, countIdentitiesSQL, nil},
+		{&st.Linked, countLinkedSQL, nil},
+		{&st.Unlinked, countUnlinkedSQL, nil},
+		{&st.OpenRequests, countOpenSQL, nil},
+	} {
+		n, err := t.count(ctx, c.sql, c.args...)
+		if err != nil {
+			return Stats{}, err
+		}
+		*c.dst = n
+	}
+	var err error
+	if st.SignIns, err = t.signIns(ctx, q.SignedInSince, st.Identities); err != nil {
+		return Stats{}, err
+	}
+	rows, _ := t.q.Query(ctx, failuresSQL, q.FailuresSince)
+	st.Failures, err = collect(rows, pgx.RowToStructByPos[ReasonCount])
+	return st, err
+}
+
+// signInsSampleSQL estimates the share of identities signed in since $1 from a sample of
+// $2 percent of the table's pages.
+const signInsSampleSQL = `
+select count(*) filter (where last_login_at >= $1), count(*)
+from dingtalk_identities tablesample system ($2)`
+
+// signIns counts the identities signed in since a time. No index serves last_login_at (see
+// migration 0008: one would cost every sign-in), so counting reads the whole table: exact
+// while it holds fewer than exactCountLimit rows; above, an estimate from a sample of pages
+// holding about that many rows. The planner's own estimate would not do: its statistics
+// only know sign-ins up to the last ANALYZE, so in the morning "today" looks empty.
+func (t *pgTx) signIns(ctx context.Context, since time.Time, identities Count) (Count, error) {
+	if !identities.Estimate {
+		return t.count(ctx, countSignInsSQL, since)
+	}
+	pct := min(100, 100*float64(exactCountLimit)/float64(identities.N))
+	var hits, sampled int64
+	if err := t.q.QueryRow(ctx, signInsSampleSQL, since, pct).Scan(&hits, &sampled); err != nil {
+		return Count{}, mapError(err)
+	}
+	if sampled == 0 {
+		return Count{Estimate: true}, nil
+	}
+	return Count{N: int64(float64(hits) / float64(sampled) * float64(identities.N)), Estimate: true}, nil
+}
+
+// count counts the rows of sql (a "select 1 from …"), or returns the planner's estimate
+// when that is at least exactCountLimit.
+func (t *pgTx) count(ctx context.Context, sql string, args ...any) (Count, error) {
+	var plan []struct {
+		Plan struct {
+			Rows float64 `json:"Plan Rows"`
+		}
+	}
+	if err := t.q.QueryRow(ctx, `explain (format json) `+sql, args...).Scan(&plan); err != nil {
+		return Count{}, mapError(err)
+	}
+	if len(plan) == 1 && plan[0].Plan.Rows >= exactCountLimit {
+		return Count{N: int64(plan[0].Plan.Rows), Estimate: true}, nil
+	}
+	var n int64
+	err := t.q.QueryRow(ctx, `select count(*) from (`+sql+`) c`, args...).Scan(&n)
+	return Count{N: n}, mapError(err)
 }

@@ -137,14 +137,7 @@ func (r *Resolver) Resolve(ctx context.Context, id Identity, m Meta) (Account, e
 	id = normalizeIdentity(id)
 	rules, ok := r.corps[id.CorpID]
 	if !ok {
-		m.Actor = ActorSystem
-		err := r.store.RecordEvent(ctx, m, Event{
-			Action: "signin.deny", TargetType: "identity", TargetID: id.Key().String(),
-			Detail: map[string]string{"reason": "corp_not_allowed", "corp_id": id.CorpID},
-		})
-		if err != nil {
-			r.logger.ErrorContext(ctx, "audit refused sign-in", "corp_id", id.CorpID, "err", err)
-		}
+		r.deny(ctx, m, id, ReasonCorpNotAllowed, map[string]string{"corp_id": id.CorpID})
 		return Account{}, fmt.Errorf("corp %q: %w", id.CorpID, ErrCorpNotAllowed)
 	}
 	if err := validateIdentity(id, false); err != nil {
@@ -157,10 +150,42 @@ func (r *Resolver) Resolve(ctx context.Context, id Identity, m Meta) (Account, e
 		// A conflict means another replica changed this identity between two of our
 		// steps (linked it, recorded it): look again.
 		if !errors.Is(err, ErrConflict) {
+			r.auditRefusal(ctx, m, id, err)
 			return a, err
 		}
 	}
 	return Account{}, err
+}
+
+// auditRefusal records a disabled or not-linked outcome as signin.deny, so that the
+// overview can count refused sign-ins by reason.
+func (r *Resolver) auditRefusal(ctx context.Context, m Meta, id Identity, err error) {
+	var (
+		de *DisabledError
+		nl *NotLinkedError
+	)
+	switch {
+	case errors.As(err, &de) && de.Identity:
+		r.deny(ctx, m, id, ReasonIdentityDisabled, map[string]string{"account_disabled": fmt.Sprint(de.Account)})
+	case errors.As(err, &de):
+		r.deny(ctx, m, id, ReasonAccountDisabled, nil)
+	case errors.As(err, &nl):
+		r.deny(ctx, m, id, ReasonNotLinked, map[string]string{"request_id": nl.RequestID})
+	}
+}
+
+// deny appends a signin.deny row about the identity. A failure to write it is logged,
+// not returned: the person's answer does not depend on it.
+func (r *Resolver) deny(ctx context.Context, m Meta, id Identity, reason string, detail map[string]string) {
+	d := map[string]string{"reason": reason}
+	for k, v := range detail {
+		d[k] = v
+	}
+	m.Actor = ActorSystem
+	err := r.store.RecordEvent(ctx, m, Event{Action: ActionSignInDeny, TargetType: "identity", TargetID: id.Key().String(), Detail: d})
+	if err != nil {
+		r.logger.ErrorContext(ctx, "audit refused sign-in", "corp_id", id.CorpID, "reason", reason, "err", err)
+	}
 }
 
 func (r *Resolver) resolve(ctx context.Context, rules corpRules, id Identity, m Meta) (Account, error) {

@@ -2,7 +2,9 @@ package mapping
 
 import (
 	"encoding/base64"
+	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -13,10 +15,37 @@ type Query struct {
 	// phone of accounts and DingTalk name, userId, mobile, job number and org email of
 	// identities; a whole unionId matches its identity. Empty lists everything.
 	Text string
+	// Link narrows identities to those linked to an account, or to those that are not
+	// (people waiting, directory entries nobody linked yet); empty: both. Account
+	// searches ignore it.
+	Link LinkFilter
 	// Limit is the page size: 1 to MaxPageSize; 0 means DefaultPageSize.
 	Limit int
 	// After is the previous page's Next; empty for the first page.
 	After string
+}
+
+// LinkFilter narrows an identity search by whether identities are linked.
+type LinkFilter string
+
+// Link filters.
+const (
+	LinkAny      LinkFilter = ""
+	LinkLinked   LinkFilter = "linked"
+	LinkUnlinked LinkFilter = "unlinked"
+)
+
+func (f LinkFilter) valid() bool { return f == LinkAny || f == LinkLinked || f == LinkUnlinked }
+
+// keeps reports whether an identity passes the filter: the rule both stores implement.
+func (f LinkFilter) keeps(b Binding) bool {
+	switch f {
+	case LinkLinked:
+		return b.Linked()
+	case LinkUnlinked:
+		return !b.Linked()
+	}
+	return true
 }
 
 // Page sizes.
@@ -56,20 +85,91 @@ type RequestPage struct {
 	Next     string
 }
 
-// AuditQuery asks for audit events, newest first.
+// AuditQuery asks for one page of audit events, newest first (by id: the order rows
+// were appended). Every filter set must match.
 type AuditQuery struct {
 	TargetType string // with TargetID: one record's history
 	TargetID   string
 	Actor      string // what one actor did
-	Limit      int
+	// Action is an action ("account.disable"), or, ending in a dot, every action of a
+	// family ("account.").
+	Action string
+	// Since and Until bound the event's time: Since <= At < Until; zero: unbounded.
+	Since, Until time.Time
+	Limit        int
+	// After is the previous page's Next; empty for the newest events.
+	After string
 }
 
-// textQuery is a search text prepared for both stores.
+// AuditPage is one page of the audit trail, newest first.
+type AuditPage struct {
+	Events []AuditEvent
+	Next   string // for AuditQuery.After; empty on the last page
+}
+
+// maxAction bounds an action filter; actions are short dotted words.
+const maxAction = 64
+
+// auditFilter is an AuditQuery checked for both stores.
+type auditFilter struct {
+	AuditQuery
+	prefix bool  // Action names a family ("account.")
+	before int64 // events with a smaller id only; 0: from the newest
+}
+
+func parseAuditQuery(q AuditQuery) (auditFilter, error) {
+	f := auditFilter{AuditQuery: q}
+	var err error
+	if f.Limit, err = pageLimit(q.Limit); err != nil {
+		return auditFilter{}, err
+	}
+	if len(q.Action) > maxAction || !utf8.ValidString(q.Action) || strings.ContainsFunc(q.Action, unicode.IsControl) {
+		return auditFilter{}, invalid("action", "at most %d bytes of text", maxAction)
+	}
+	f.prefix = strings.HasSuffix(q.Action, ".")
+	if q.TargetID != "" && q.TargetType == "" {
+		return auditFilter{}, invalid("target_type", "is required with a target id")
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+		return auditFilter{}, invalid("until", "must be after since")
+	}
+	f.Since, f.Until = utc(q.Since), utc(q.Until)
+	after, err := decodeCursor(q.After, 1)
+	if err != nil {
+		return auditFilter{}, err
+	}
+	if after != nil {
+		if f.before, err = strconv.ParseInt(after[0], 10, 64); err != nil || f.before <= 0 {
+			return auditFilter{}, invalid("after", "is not a cursor from a previous page")
+		}
+	}
+	return f, nil
+}
+
+// keeps reports whether an event passes the filter: the rule both stores implement.
+func (f auditFilter) keeps(e AuditEvent) bool {
+	switch {
+	case f.before > 0 && e.ID >= f.before:
+	case f.TargetType != "" && (e.TargetType != f.TargetType || e.TargetID != f.TargetID && f.TargetID != ""):
+	case f.Actor != "" && e.Actor != f.Actor:
+	case f.Action != "" && !f.prefix && e.Action != f.Action:
+	case f.prefix && !strings.HasPrefix(e.Action, f.Action):
+	case !f.Since.IsZero() && e.At.Before(f.Since):
+	case !f.Until.IsZero() && !e.At.Before(f.Until):
+	default:
+		return true
+	}
+	return false
+}
+
+// textQuery is a search text prepared for both stores, with the identity search's link
+// filter.
 type textQuery struct {
 	raw     string   // trimmed, for the exact unionId match
 	needle  string   // lower-cased: a substring of a search document
 	like    string   // LIKE pattern for pg_trgm, or "" when no trigram can be extracted
 	bigrams []string // for the CJK index, or nil
+	link    LinkFilter
 }
 
 // prepareText turns search text into what the stores match. Control characters (and so
@@ -183,6 +283,10 @@ func parseQuery(q Query, cursorParts int) (textQuery, int, []string, error) {
 	if err != nil {
 		return textQuery{}, 0, nil, err
 	}
+	if !q.Link.valid() {
+		return textQuery{}, 0, nil, invalid("link", "must be linked, unlinked or empty; got %q", q.Link)
+	}
+	tq.link = q.Link
 	limit, err := pageLimit(q.Limit)
 	if err != nil {
 		return textQuery{}, 0, nil, err

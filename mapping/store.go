@@ -88,7 +88,7 @@ type Store interface {
 
 	// RecordEvent appends an audit row for something that changes no record.
 	RecordEvent(ctx context.Context, m Meta, e Event) error
-	// AuditEvents reads the audit trail, newest first.
+	// AuditEvents reads the first page of the audit trail, newest first (see AuditTrail).
 	AuditEvents(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 
 	// Import reads a CSV of links (see csv.go) and reports what each line does; with
@@ -109,6 +109,10 @@ type Store interface {
 	UpdateImportJob(ctx context.Context, j ImportJob, from JobState) (ImportJob, error)
 	// ImportJobProgress records how far a running job is; quick, for progress callbacks.
 	ImportJobProgress(ctx context.Context, id string, done, total int) error
+	// AuditTrail reads one page of the audit trail, newest first, filtered by q.
+	AuditTrail(ctx context.Context, q AuditQuery) (AuditPage, error)
+	// Stats counts what the console's overview shows.
+	Stats(ctx context.Context, q StatsQuery) (Stats, error)
 }
 
 var (
@@ -178,7 +182,10 @@ type tx interface {
 	export(ctx context.Context, fn func(Account, *Binding) error) error
 
 	appendAudit(ctx context.Context, e AuditEvent) error
-	auditEvents(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
+	// auditEvents returns up to f.Limit events passing f, newest first.
+	auditEvents(ctx context.Context, f auditFilter) ([]AuditEvent, error)
+	// stats counts for the overview; see Stats.
+	stats(ctx context.Context, q StatsQuery) (Stats, error)
 
 	// savepoint runs fn so that, if fn fails, what it did is undone and the transaction
 	// goes on.
@@ -975,20 +982,8 @@ func (c *core) RecordEvent(ctx context.Context, m Meta, e Event) error {
 	return nil
 }
 
-// AuditEvents implements Store.
+// AuditEvents implements Store: the first page of AuditTrail.
 func (c *core) AuditEvents(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
-	limit, err := pageLimit(q.Limit)
-	if err != nil {
-		return nil, err
-	}
-	q.Limit = limit
-	var es []AuditEvent
-	err = c.db.read(ctx, func(t tx) error {
-		es, err = t.auditEvents(ctx, q)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read audit trail: %w", err)
-	}
-	return es, nil
+	page, err := c.AuditTrail(ctx, q)
+	return page.Events, err
 }

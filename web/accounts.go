@@ -20,64 +20,6 @@ import (
 	"github.com/dingbridge/dingbridge/mapping"
 )
 
-// countCap bounds how far the overview counts by paging; the store has no
-// count query yet.
-const countCap = 10000
-
-// count is a number on the overview; More when counting stopped at countCap.
-type count struct {
-	N    int
-	More bool
-}
-
-// overview shows how many accounts, identities and open requests there are.
-func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	var accts, idents, pending count
-	err := pageAll(func(after string) (int, string, error) {
-		p, err := s.cfg.Store.SearchAccounts(ctx, mapping.Query{Limit: mapping.MaxPageSize, After: after})
-		return len(p.Accounts), p.Next, err
-	}, &accts)
-	if err == nil {
-		err = pageAll(func(after string) (int, string, error) {
-			p, err := s.cfg.Store.Search(ctx, mapping.Query{Limit: mapping.MaxPageSize, After: after})
-			return len(p.Results), p.Next, err
-		}, &idents)
-	}
-	if err == nil {
-		err = pageAll(func(after string) (int, string, error) {
-			p, err := s.cfg.Store.PendingRequests(ctx, mapping.RequestQuery{Limit: mapping.MaxPageSize, After: after})
-			return len(p.Requests), p.Next, err
-		}, &pending)
-	}
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	p := s.newPage(r, "overview", "overview")
-	p.D = struct{ Accounts, Identities, Pending count }{accts, idents, pending}
-	s.render(w, r, http.StatusOK, "overview", p)
-}
-
-func pageAll(next func(after string) (int, string, error), c *count) error {
-	after := ""
-	for {
-		n, nxt, err := next(after)
-		if err != nil {
-			return err
-		}
-		c.N += n
-		if nxt == "" {
-			return nil
-		}
-		if c.N >= countCap {
-			c.More = true
-			return nil
-		}
-		after = nxt
-	}
-}
-
 // accountForm is the create form's fields, kept when it is shown again.
 type accountForm struct {
 	Username, DisplayName, Email, Phone, Groups string

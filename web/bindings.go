@@ -12,25 +12,31 @@ import (
 
 type identitiesData struct {
 	Q       string
+	Link    string // "", "linked" or "unlinked": kept across searches and pages
 	After   string
 	Results []mapping.SearchResult
 	Next    string
 }
 
 // identities searches DingTalk identities by name, userId, unionId,
-// mobile, job number or org email.
+// mobile, job number or org email; ?link=unlinked (or linked) narrows them
+// to those not linked to an account (or linked).
 func (s *Server) identities(w http.ResponseWriter, r *http.Request) {
-	q, after := r.URL.Query().Get("q"), r.URL.Query().Get("after")
-	page, err := s.cfg.Store.Search(r.Context(), mapping.Query{Text: q, After: after})
+	q, after, link := r.URL.Query().Get("q"), r.URL.Query().Get("after"), r.URL.Query().Get("link")
+	page, err := s.cfg.Store.Search(r.Context(), mapping.Query{Text: q, After: after, Link: mapping.LinkFilter(link)})
 	p := s.newPage(r, "identities", "identities")
+	status := http.StatusOK
 	if errors.Is(err, mapping.ErrInvalid) {
-		p.Error = p.T["err_invalid_search"]
+		p.Error, status = p.T["err_invalid_search"], http.StatusBadRequest
+		if l := mapping.LinkFilter(link); l != mapping.LinkAny && l != mapping.LinkLinked && l != mapping.LinkUnlinked {
+			p.Error, link = p.T["err_invalid_link"], ""
+		}
 	} else if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	p.D = identitiesData{Q: q, After: after, Results: page.Results, Next: page.Next}
-	s.render(w, r, http.StatusOK, "identities", p)
+	p.D = identitiesData{Q: q, Link: link, After: after, Results: page.Results, Next: page.Next}
+	s.render(w, r, status, "identities", p)
 }
 
 // pendingRequest is a request with its suggested accounts' usernames.

@@ -7,5 +7,6 @@ import (
 )
 
 // The console's handler tests run on Postgres as well as on Memory, and so
-// do the session store's; pgtest stops the server it starts once they are done.
+// do the session store's and the page timings (pages_bench_test.go); pgtest
+// stops the server it starts once they are done.
 func TestMain(m *testing.M) { pgtest.Main(m) }

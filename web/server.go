@@ -195,6 +195,7 @@ func (s *Server) Routes() chi.Router {
 		r.Get("/clients", s.clients)
 		r.Get("/dingtalk", s.selfCheckPage)
 		r.Post("/dingtalk", s.runSelfCheck)
+		r.Get("/audit", s.audit)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.renderMessage(w, r, http.StatusNotFound, "err_not_found")

@@ -52,6 +52,7 @@ func testResolver(t *testing.T, newStore NewStore) {
 		request  bool   // a pending request was recorded (with ErrNotLinked)
 		suggest  string // a username among the request's suggestions
 		audit    string // "action by actor" of the newest audit row about the identity
+		reason   string // and the reason in its detail
 	}
 	tests := []struct {
 		name  string
@@ -87,11 +88,11 @@ func testResolver(t *testing.T, newStore NewStore) {
 			seed: func(e *env) {
 				e.binding(mapping.Binding{Identity: ident("dingcorp1", "u1"), AccountID: e.account("zhangsan").ID})
 			},
-			id: employee("u1"), want: want{err: mapping.ErrCorpNotAllowed, audit: "signin.deny by system"},
+			id: employee("u1"), want: want{err: mapping.ErrCorpNotAllowed, audit: "signin.deny by system", reason: "corp_not_allowed"},
 		},
 		{
 			name: "BR-07: no corp at all", corps: nil,
-			id: employee("u1"), want: want{err: mapping.ErrCorpNotAllowed, audit: "signin.deny by system"},
+			id: employee("u1"), want: want{err: mapping.ErrCorpNotAllowed, audit: "signin.deny by system", reason: "corp_not_allowed"},
 		},
 		{
 			name: "identity disabled", corps: []mapping.Corp{corp},
@@ -100,7 +101,7 @@ func testResolver(t *testing.T, newStore NewStore) {
 				_, err := e.s.SetBindingDisabled(e.t.Context(), admin, key("dingcorp1", "u1"), true)
 				ok(e.t, "SetBindingDisabled", err)
 			},
-			id: employee("u1"), want: want{disabled: &mapping.DisabledError{Identity: true}},
+			id: employee("u1"), want: want{disabled: &mapping.DisabledError{Identity: true}, audit: "signin.deny by system", reason: "identity_disabled"},
 		},
 		{
 			name: "account disabled (BR-16)", corps: []mapping.Corp{corp},
@@ -110,7 +111,7 @@ func testResolver(t *testing.T, newStore NewStore) {
 				_, err := e.s.SetAccountDisabled(e.t.Context(), admin, a.ID, true)
 				ok(e.t, "SetAccountDisabled", err)
 			},
-			id: employee("u1"), want: want{disabled: &mapping.DisabledError{Account: true}},
+			id: employee("u1"), want: want{disabled: &mapping.DisabledError{Account: true}, audit: "signin.deny by system", reason: "account_disabled"},
 		},
 		{
 			name: "disabled unlinked identity gets no request", corps: []mapping.Corp{autoJob},
@@ -120,12 +121,12 @@ func testResolver(t *testing.T, newStore NewStore) {
 				_, err := e.s.SetBindingDisabled(e.t.Context(), admin, key("dingcorp1", "u1"), true)
 				ok(e.t, "SetBindingDisabled", err)
 			},
-			id: employee("u1"), want: want{disabled: &mapping.DisabledError{Identity: true}},
+			id: employee("u1"), want: want{disabled: &mapping.DisabledError{Identity: true}, audit: "signin.deny by system", reason: "identity_disabled"},
 		},
 		{
 			name: "not linked: pending request with suggestions; auto-link is off by default", corps: []mapping.Corp{corp},
 			seed: func(e *env) { e.account("e0042") },
-			id:   employee("u1"), want: want{err: mapping.ErrNotLinked, request: true, suggest: "e0042", audit: "identity.create by login"},
+			id:   employee("u1"), want: want{err: mapping.ErrNotLinked, request: true, suggest: "e0042", audit: "signin.deny by system", reason: "not_linked"},
 		},
 		{
 			name: "BR-06: personal email equal to an account's email links nothing", corps: []mapping.Corp{autoEmail},
@@ -286,6 +287,9 @@ func testResolver(t *testing.T, newStore NewStore) {
 				ev := e.lastAudit("identity", tt.id.Key().String())
 				if got := ev.Action + " by " + ev.Actor; got != tt.want.audit || ev.RequestID != "req-9" {
 					t.Errorf("newest audit about %s = %q (request %q), want %q (request req-9)", tt.id.Key(), got, ev.RequestID, tt.want.audit)
+				}
+				if got := field(t, ev.After, "reason"); tt.want.reason != "" && got != tt.want.reason {
+					t.Errorf("newest audit about %s has reason %v, want %s", tt.id.Key(), got, tt.want.reason)
 				}
 			}
 			// Whatever linked the identity resolves it next time without rules.
