@@ -59,6 +59,8 @@ type bucketLimiter struct {
 	burst float64
 	now   func() time.Time
 	sleep func(context.Context, time.Duration) error
+	// observe, when set, is told about every wait (Config.ObserveWait).
+	observe func(Wait)
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
@@ -93,6 +95,7 @@ func (l *bucketLimiter) Wait(ctx context.Context, endpoint string) error {
 	}
 	if dl, ok := ctx.Deadline(); ok && wait > 0 && wait >= time.Until(dl) {
 		l.mu.Unlock()
+		l.report(endpoint, wait, true)
 		return fmt.Errorf("dingtalk %s: rate limit needs a wait of %v, past the context deadline: %w: %w",
 			endpoint, wait, ErrThrottled, context.DeadlineExceeded)
 	}
@@ -107,9 +110,18 @@ func (l *bucketLimiter) Wait(ctx context.Context, endpoint string) error {
 		b := l.bucketLocked(endpoint)
 		b.tokens = min(b.tokens+1, l.burst)
 		l.mu.Unlock()
+		l.report(endpoint, wait, true)
 		return fmt.Errorf("dingtalk %s: wait for rate limit: %w: %w", endpoint, ErrThrottled, err)
 	}
+	l.report(endpoint, wait, false)
 	return nil
+}
+
+// report tells the observer, if any, about a wait.
+func (l *bucketLimiter) report(endpoint string, wait time.Duration, refused bool) {
+	if l.observe != nil {
+		l.observe(Wait{Endpoint: endpoint, Duration: wait, Refused: refused})
+	}
 }
 
 // bucketLocked returns endpoint's bucket refilled up to now. l.mu must be
