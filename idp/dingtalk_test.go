@@ -51,9 +51,10 @@ type dtEnv struct {
 
 // dtOptions vary a dtEnv.
 type dtOptions struct {
-	timeout time.Duration // DingTalk client timeout (default 5s)
-	verify  bool          // VerifyMembership
-	logger  *slog.Logger
+	timeout  time.Duration // DingTalk client timeout (default 5s)
+	verify   bool          // VerifyMembership
+	logger   *slog.Logger
+	observer Observer
 }
 
 // mappingAccounts adapts the mapping to AccountSource, as cmd does.
@@ -156,7 +157,7 @@ func newDingTalkEnv(t *testing.T, o dtOptions) *dtEnv {
 			VerifyMembership: o.verify,
 		},
 		CryptoKey: testCrypto, CookieHashKey: testCookieHash[:], CookieBlockKey: testCookieBlock[:],
-		Now: e.clock.now, Logger: o.logger,
+		Now: e.clock.now, Logger: o.logger, Observer: o.observer,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -27,9 +27,12 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s := p.usableSession(r, ar); s != nil {
-		p.complete(w, r, ar, Completion{
+		t := p.traceSignIn(modeSSO)
+		t.corpID = s.DingTalk.CorpID
+		t.outcome = p.complete(w, r, ar, Completion{
 			Subject: s.Subject, AuthTime: s.AuthTime, AMR: s.AMR, SessionID: s.ID, DingTalk: s.DingTalk,
 		})
+		p.endSignIn(r.Context(), &t)
 		return
 	}
 	if slices.Contains(ar.Prompt, oidc.PromptNone) {
@@ -43,23 +46,30 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 // pendingRequest loads an authorization request that this browser started
 // and that can still be completed, or shows the page that says why not.
 func (p *Provider) pendingRequest(w http.ResponseWriter, r *http.Request, id string) (*AuthRequest, bool) {
+	ar, outcome := p.pendingRequestOutcome(w, r, id)
+	return ar, outcome == OutcomeOK
+}
+
+// pendingRequestOutcome is pendingRequest, saying why it failed as a
+// sign-in outcome.
+func (p *Provider) pendingRequestOutcome(w http.ResponseWriter, r *http.Request, id string) (*AuthRequest, string) {
 	ar, err := p.store.AuthRequest(r.Context(), id)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
-		return nil, false
+		return nil, OutcomeStateInvalid
 	case err != nil:
 		p.log.ErrorContext(r.Context(), "load auth request", "err", err)
 		p.pages.error(w, r, http.StatusServiceUnavailable, msgUnavailable)
-		return nil, false
+		return nil, OutcomeUnavailable
 	case ar.Done || !p.now().Before(ar.ExpiresAt):
 		p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
-		return nil, false
+		return nil, OutcomeStateInvalid
 	case !p.cookies.sameBrowser(r, ar.BrowserID):
 		p.pages.error(w, r, http.StatusForbidden, msgOtherBrowser)
-		return nil, false
+		return nil, OutcomeStateInvalid
 	}
-	return ar, true
+	return ar, OutcomeOK
 }
 
 // usableSession returns the browser's SSO session if it satisfies ar:
@@ -99,26 +109,31 @@ func (p *Provider) usableSession(r *http.Request, ar *AuthRequest) *Session {
 // id, so that a session id planted in the browser beforehand is worthless)
 // and sends the browser back to the client with a code.
 func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, authRequestID string, l Login) {
-	ar, ok := p.pendingRequest(w, r, authRequestID)
-	if !ok {
-		return
+	p.finish(w, r, authRequestID, l)
+}
+
+// finish is Finish, returning the sign-in's outcome.
+func (p *Provider) finish(w http.ResponseWriter, r *http.Request, authRequestID string, l Login) string {
+	ar, outcome := p.pendingRequestOutcome(w, r, authRequestID)
+	if outcome != OutcomeOK {
+		return outcome
 	}
 	ctx := r.Context()
 	if err := p.storage.accountActive(ctx, l.Subject); err != nil {
 		p.log.InfoContext(ctx, "sign-in refused: account not active", "account_id", l.Subject, "err", err)
 		p.pages.error(w, r, http.StatusForbidden, msgAccountDisabled)
-		return
+		return OutcomeDisabled
 	}
 	if c := p.clients[ar.ClientID]; !c.allowsCorp(l.DingTalk.CorpID) {
 		p.log.InfoContext(ctx, "sign-in refused: corp not allowed for client", "client_id", c.ID, "corp_id", l.DingTalk.CorpID)
 		p.pages.error(w, r, http.StatusForbidden, msgCorpNotAllowed)
-		return
+		return OutcomeCorpNotAllowed
 	}
 	sess, ok := p.startSession(w, r, l)
 	if !ok {
-		return
+		return OutcomeUnavailable
 	}
-	p.complete(w, r, ar, Completion{
+	return p.complete(w, r, ar, Completion{
 		Subject: sess.Subject, AuthTime: sess.AuthTime, AMR: sess.AMR, SessionID: sess.ID, DingTalk: sess.DingTalk,
 	})
 }
@@ -160,14 +175,15 @@ func (p *Provider) endBrowserSession(ctx context.Context, r *http.Request) {
 }
 
 // complete records who authenticated for ar and returns a code to the
-// client. The code is random; only its hash is stored.
-func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *AuthRequest, c Completion) {
+// client. The code is random; only its hash is stored. It returns the
+// sign-in's outcome.
+func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *AuthRequest, c Completion) string {
 	ctx := r.Context()
 	now := p.now()
 	err := p.store.CompleteAuthRequest(ctx, ar.ID, c, now)
 	if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
 		p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
-		return
+		return OutcomeStateInvalid
 	}
 	code := randomSecret()
 	if err == nil {
@@ -176,8 +192,9 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *AuthRequ
 	if err != nil {
 		p.log.ErrorContext(ctx, "complete auth request", "err", err)
 		p.pages.error(w, r, http.StatusServiceUnavailable, msgUnavailable)
-		return
+		return OutcomeUnavailable
 	}
 	p.log.InfoContext(ctx, "sign-in complete", "client_id", ar.ClientID, "account_id", c.Subject, "auth_request_id", ar.ID)
 	p.redirectToClient(w, r, ar.RedirectURI, ar.State, url.Values{"code": {code}})
+	return OutcomeOK
 }
