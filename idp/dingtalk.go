@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -345,7 +343,7 @@ func (d *dingTalkLogin) callback(w http.ResponseWriter, r *http.Request) {
 		d.p.pages.error(w, r, http.StatusNotFound, msgNotFound)
 		return
 	}
-	t := d.p.traceSignIn(mode)
+	t := d.p.traceSignIn(r, mode)
 	defer d.p.endSignIn(ctx, &t)
 	q := r.URL.Query()
 	state := q.Get("state")
@@ -538,15 +536,7 @@ func (d *dingTalkLogin) directory(ctx context.Context, corp *dingTalkCorp, userI
 
 // meta is the audit context of a sign-in.
 func (d *dingTalkLogin) meta(w http.ResponseWriter, r *http.Request) mapping.Meta {
-	m := mapping.Meta{RequestID: w.Header().Get("X-Request-Id")}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		m.ClientIP = ip.Unmap()
-	}
-	return m
+	return mapping.Meta{RequestID: w.Header().Get("X-Request-Id"), ClientIP: remoteIP(r.RemoteAddr)}
 }
 
 // upstreamFailed shows the page for a DingTalk call that failed and

@@ -27,7 +27,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s := p.usableSession(r, ar); s != nil {
-		t := p.traceSignIn(modeSSO)
+		t := p.traceSignIn(r, modeSSO)
 		t.corpID = s.DingTalk.CorpID
 		t.outcome = p.complete(w, r, ar, Completion{
 			Subject: s.Subject, AuthTime: s.AuthTime, AMR: s.AMR, SessionID: s.ID, DingTalk: s.DingTalk,

@@ -3,7 +3,9 @@ package idp
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -36,6 +38,8 @@ type SignIn struct {
 	// callback, or the workbench's code), DingTalk's answers included; the
 	// person's time on DingTalk's pages is not.
 	Duration time.Duration
+	// ClientIP is the address the request came from (zero if unknown).
+	ClientIP netip.Addr
 }
 
 // Outcomes of a sign-in.
@@ -89,14 +93,15 @@ type TokenRequest struct {
 // corpID as it learns them, and a deferred end reports it.
 type signInTrace struct {
 	mode, corpID, outcome string
+	remoteAddr            string
 	start                 time.Time
 }
 
 // traceSignIn starts following a sign-in in mode. Until told otherwise the
 // outcome is OutcomeUnavailable: the branches that fail because a store
 // failed need not say so.
-func (p *Provider) traceSignIn(mode string) signInTrace {
-	return signInTrace{mode: mode, outcome: OutcomeUnavailable, start: time.Now()}
+func (p *Provider) traceSignIn(r *http.Request, mode string) signInTrace {
+	return signInTrace{mode: mode, outcome: OutcomeUnavailable, remoteAddr: r.RemoteAddr, start: time.Now()}
 }
 
 // endSignIn reports t to the observer.
@@ -104,7 +109,21 @@ func (p *Provider) endSignIn(ctx context.Context, t *signInTrace) {
 	if p.observer == nil {
 		return
 	}
-	p.observer.SignIn(ctx, SignIn{Mode: t.mode, Outcome: t.outcome, CorpID: t.corpID, Duration: time.Since(t.start)})
+	p.observer.SignIn(ctx, SignIn{Mode: t.mode, Outcome: t.outcome, CorpID: t.corpID, Duration: time.Since(t.start),
+		ClientIP: remoteIP(t.remoteAddr)})
+}
+
+// remoteIP is the IP address of a request's RemoteAddr, or zero.
+func remoteIP(remoteAddr string) netip.Addr {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ip.Unmap()
 }
 
 // observeTokens reports every answer of the token endpoint, including the

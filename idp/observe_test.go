@@ -3,6 +3,7 @@ package idp
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"sync"
@@ -24,7 +25,10 @@ func (o *observed) SignIn(_ context.Context, s SignIn) {
 	if s.Duration <= 0 {
 		panic("sign-in without a duration")
 	}
-	s.Duration = 0 // compared below without it
+	if !s.ClientIP.IsLoopback() {
+		panic("sign-in without the client's address")
+	}
+	s.Duration, s.ClientIP = 0, netip.Addr{} // compared below without them
 	o.signIns = append(o.signIns, s)
 }
 

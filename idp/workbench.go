@@ -77,7 +77,7 @@ func (d *dingTalkLogin) workbenchPage(w http.ResponseWriter, r *http.Request) {
 // then completes from that session.
 func (d *dingTalkLogin) workbenchCode(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	t := d.p.traceSignIn(modeJSAPI)
+	t := d.p.traceSignIn(r, modeJSAPI)
 	defer d.p.endSignIn(ctx, &t)
 	if err := r.ParseForm(); err != nil {
 		d.p.pages.error(w, r, http.StatusBadRequest, msgBadRequest)
