@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -472,4 +474,46 @@ func (p pagedRequests) PendingRequests(_ context.Context, q mapping.RequestQuery
 		page.Next = strconv.Itoa(to)
 	}
 	return page, nil
+}
+
+var metricsLine = regexp.MustCompile(`dingbridge metrics on (http://\S+)`)
+
+// TestServeServesMetricsApart: serve with metrics.listen answers /metrics
+// on that listener (with the statements of its start-up migrations
+// counted) and not on the public one.
+func TestServeServesMetricsApart(t *testing.T) {
+	path := writeConfig(t, pgtest.NewEmptyDatabaseURL(t), true)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteString("metrics: {listen: \"127.0.0.1:0\"}\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// serve prints the metrics address first, then the public one.
+	s, public := start(t, []string{"serve", "-config", path}, listeningLine)
+	m := metricsLine.FindStringSubmatch(s.out.String())
+	if m == nil {
+		t.Fatalf("serve printed no metrics address; output:\n%s", s.out)
+	}
+	metricsURL := m[1]
+	got := scrape(t, metricsURL)
+	if got[`dingbridge_store_query_duration_seconds_count{operation="insert"}`] < 1 {
+		t.Errorf("no insert statement counted after the migrations; metrics:\n%v", got)
+	}
+	if _, ok := got["go_goroutines"]; !ok {
+		t.Error("no Go runtime metrics")
+	}
+	resp, err := http.Get(public + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("public /metrics = %d, want 404", resp.StatusCode)
+	}
 }
