@@ -101,6 +101,15 @@ type Config struct {
 	// exchanges never are.
 	ThrottleBudget time.Duration
 
+	// Observe, when set, is told about every HTTP attempt at DingTalk
+	// (endpoint, result, latency), e.g. for metrics. It is called on the
+	// caller's goroutine after the attempt, so it must be quick.
+	Observe func(Call)
+	// ObserveWait, when set, is told about every time the Client's own rate
+	// limiter held a call back. It is not called when Limiter replaces the
+	// Client's limiter.
+	ObserveWait func(Wait)
+
 	// Logger receives one Debug record per call (default: discard).
 	Logger *slog.Logger
 	// Now returns the current time (default time.Now); tests replace it.
@@ -231,7 +240,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, limiter: cfg.Limiter, jitter: equalJitter}
 	if c.limiter == nil {
-		c.limiter = newWindowLimiter(cfg.RateLimit, cfg.Now, cfg.Sleep)
+		l := newWindowLimiter(cfg.RateLimit, cfg.Now, cfg.Sleep)
+		l.observe = cfg.ObserveWait
+		c.limiter = l
 	}
 	return c, nil
 }
@@ -326,11 +337,15 @@ func (c *Client) attempt(ctx context.Context, r request, out any) error {
 	defer cancel()
 	start := time.Now()
 	res, err := c.roundTrip(ctx, r, out)
+	elapsed := time.Since(start)
+	if c.cfg.Observe != nil {
+		c.cfg.Observe(Call{Endpoint: r.path, Result: callResult(err), Duration: elapsed})
+	}
 	// Only the path is logged: queries carry tokens, secrets and codes.
 	c.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "dingtalk call",
 		slog.String("endpoint", r.path),
 		slog.Int("status", res.status),
-		slog.Duration("duration", time.Since(start)),
+		slog.Duration("duration", elapsed),
 		slog.String("dingtalk_code", res.code),
 		slog.String("request_id", res.requestID),
 	)

@@ -77,6 +77,9 @@ type windowLimiter struct {
 	window time.Duration
 	now    func() time.Time
 	sleep  func(context.Context, time.Duration) error
+	// observe, when set, is told about every call that had to wait or was
+	// refused (Config.ObserveWait).
+	observe func(Wait)
 
 	mu      sync.Mutex
 	history map[string]*callTimes
@@ -118,6 +121,7 @@ func (l *windowLimiter) Wait(ctx context.Context, endpoint string) (func(), erro
 		l.history[endpoint] = h
 	}
 	now := l.now()
+	start := now
 	prev := h.calls[h.next]
 	earliest := now
 	if prev != nil {
@@ -130,6 +134,7 @@ func (l *windowLimiter) Wait(ctx context.Context, endpoint string) (func(), erro
 	}
 	if err := l.pastDeadline(ctx, endpoint, earliest.Sub(now)); err != nil {
 		l.mu.Unlock()
+		l.report(endpoint, earliest.Sub(now), true)
 		return nil, err
 	}
 	mine := &call{answered: make(chan struct{})}
@@ -137,9 +142,17 @@ func (l *windowLimiter) Wait(ctx context.Context, endpoint string) (func(), erro
 	h.next = (h.next + 1) % l.n
 	l.mu.Unlock()
 
-	if err := l.waitTurn(ctx, endpoint, prev); err != nil {
+	slept, err := l.waitTurn(ctx, endpoint, prev)
+	// What the clock says, or what was slept when the clock does not move
+	// with sleeps (tests).
+	waited := max(l.now().Sub(start), slept)
+	if err != nil {
 		l.settle(mine, prev)
+		l.report(endpoint, waited, true)
 		return nil, err
+	}
+	if waited > 0 {
+		l.report(endpoint, waited, false)
 	}
 	var once sync.Once
 	return func() {
@@ -153,30 +166,38 @@ func (l *windowLimiter) Wait(ctx context.Context, endpoint string) (func(), erro
 }
 
 // waitTurn waits until prev (the call n before, if any) has been answered
-// and a window has passed since.
-func (l *windowLimiter) waitTurn(ctx context.Context, endpoint string, prev *call) error {
+// and a window has passed since. It returns how long it slept for the
+// window, or would have had to.
+func (l *windowLimiter) waitTurn(ctx context.Context, endpoint string, prev *call) (time.Duration, error) {
 	if prev == nil {
-		return nil
+		return 0, nil
 	}
 	select {
 	case <-prev.answered:
 	case <-ctx.Done():
-		return fmt.Errorf("dingtalk %s: wait for rate limit: %w: %w", endpoint, ErrThrottled, context.Cause(ctx))
+		return 0, fmt.Errorf("dingtalk %s: wait for rate limit: %w: %w", endpoint, ErrThrottled, context.Cause(ctx))
 	}
 	l.mu.Lock()
 	now := l.now()
 	wait := prev.done.Add(l.window).Sub(now)
 	l.mu.Unlock()
 	if wait <= 0 {
-		return nil
+		return 0, nil
 	}
 	if err := l.pastDeadline(ctx, endpoint, wait); err != nil {
-		return err
+		return wait, err
 	}
 	if err := l.sleep(ctx, wait); err != nil {
-		return fmt.Errorf("dingtalk %s: wait for rate limit: %w: %w", endpoint, ErrThrottled, err)
+		return wait, fmt.Errorf("dingtalk %s: wait for rate limit: %w: %w", endpoint, ErrThrottled, err)
 	}
-	return nil
+	return wait, nil
+}
+
+// report tells the observer, if any, about a wait.
+func (l *windowLimiter) report(endpoint string, wait time.Duration, refused bool) {
+	if l.observe != nil {
+		l.observe(Wait{Endpoint: endpoint, Duration: wait, Refused: refused})
+	}
 }
 
 // pastDeadline refuses a wait that cannot end before ctx's deadline.

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -354,11 +352,14 @@ func (d *dingTalkLogin) callback(w http.ResponseWriter, r *http.Request) {
 		d.p.pages.error(w, r, http.StatusNotFound, msgNotFound)
 		return
 	}
+	t := d.p.traceSignIn(r, mode)
+	defer d.p.endSignIn(ctx, &t)
 	q := r.URL.Query()
 	state := q.Get("state")
 	if state == "" {
 		d.p.log.InfoContext(ctx, "dingtalk callback without state", "mode", mode)
 		d.p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
+		t.outcome = OutcomeStateInvalid
 		return
 	}
 	tx, err := d.p.store.ConsumeUpstream(ctx, hashToken(state), d.p.now())
@@ -366,6 +367,7 @@ func (d *dingTalkLogin) callback(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrNotFound):
 		d.p.log.InfoContext(ctx, "dingtalk callback refused: state unknown, used or expired", "mode", mode)
 		d.p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
+		t.outcome = OutcomeStateInvalid
 		return
 	case err != nil:
 		d.p.log.ErrorContext(ctx, "consume upstream transaction", "err", err)
@@ -374,19 +376,24 @@ func (d *dingTalkLogin) callback(w http.ResponseWriter, r *http.Request) {
 	case !d.p.cookies.sameBrowser(r, tx.BrowserID):
 		d.p.log.InfoContext(ctx, "dingtalk callback refused: another browser", "auth_request_id", tx.AuthRequestID, "mode", mode)
 		d.p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
+		t.outcome = OutcomeStateInvalid
 		return
 	case tx.Mode != mode:
 		d.p.log.InfoContext(ctx, "dingtalk callback refused: wrong mode", "auth_request_id", tx.AuthRequestID, "mode", mode, "want_mode", tx.Mode)
 		d.p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
+		t.outcome = OutcomeStateInvalid
 		return
 	}
-	ar, ok := d.p.pendingRequest(w, r, tx.AuthRequestID)
-	if !ok {
+	t.corpID = tx.CorpID
+	ar, outcome := d.p.pendingRequestOutcome(w, r, tx.AuthRequestID)
+	if outcome != OutcomeOK {
+		t.outcome = outcome
 		return
 	}
 	corp := d.byID[tx.CorpID]
 	if corp == nil { // configuration changed since the transaction began
 		d.p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
+		t.outcome = OutcomeStateInvalid
 		return
 	}
 	retry := []pageLink{{Href: d.p.loginURL(ar.ID), Label: "try_again"}}
@@ -395,12 +402,14 @@ func (d *dingTalkLogin) callback(w http.ResponseWriter, r *http.Request) {
 		// pending so that they (or the app) may try again.
 		d.p.log.InfoContext(ctx, "dingtalk sign-in cancelled", "auth_request_id", ar.ID, "corp_id", corp.ID, "mode", mode, "dingtalk_error", truncate(e, 64))
 		d.p.pages.renderExtra(w, r, http.StatusOK, msgCancelled, true, nil, pageExtra{Links: retry})
+		t.outcome = OutcomeCancelled
 		return
 	}
 	code := dingtalk.CodeFromCallback(q)
 	if code == "" {
 		d.p.log.InfoContext(ctx, "dingtalk callback without code", "auth_request_id", ar.ID, "mode", mode)
 		d.p.pages.renderExtra(w, r, http.StatusBadRequest, msgStartAgain, true, nil, pageExtra{Links: retry})
+		t.outcome = OutcomeCodeInvalid
 		return
 	}
 	var id mapping.Identity
@@ -412,16 +421,16 @@ func (d *dingTalkLogin) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	cancel()
 	if err != nil {
-		d.upstreamFailed(w, r, corp, retry, err)
+		t.outcome = d.upstreamFailed(w, r, corp, retry, err)
 		return
 	}
 	acct, err := d.resolver.Resolve(ctx, id, d.meta(w, r))
 	if err != nil {
-		d.resolveFailed(w, r, corp, id, err)
+		t.outcome = d.resolveFailed(w, r, corp, id, err)
 		return
 	}
 	// The resolver has just found the account active: no second read.
-	d.p.finish(w, r, ar, Login{
+	t.outcome = d.p.finish(w, r, ar, Login{
 		Subject: acct.ID, AMR: []string{"dingtalk", mode},
 		DingTalk: DingTalkIDs{CorpID: id.CorpID, UserID: id.UserID, UnionID: id.UnionID},
 	}, true)
@@ -539,26 +548,20 @@ func (d *dingTalkLogin) directory(ctx context.Context, corp *dingTalkCorp, userI
 
 // meta is the audit context of a sign-in.
 func (d *dingTalkLogin) meta(w http.ResponseWriter, r *http.Request) mapping.Meta {
-	m := mapping.Meta{RequestID: w.Header().Get("X-Request-Id")}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		m.ClientIP = ip.Unmap()
-	}
-	return m
+	return mapping.Meta{RequestID: w.Header().Get("X-Request-Id"), ClientIP: remoteIP(r.RemoteAddr)}
 }
 
-// upstreamFailed shows the page for a DingTalk call that failed. Nothing
-// is issued after it; retry restarts the same sign-in.
-func (d *dingTalkLogin) upstreamFailed(w http.ResponseWriter, r *http.Request, corp *dingTalkCorp, retry []pageLink, err error) {
+// upstreamFailed shows the page for a DingTalk call that failed and
+// returns the sign-in's outcome. Nothing is issued after it; retry restarts
+// the same sign-in.
+func (d *dingTalkLogin) upstreamFailed(w http.ResponseWriter, r *http.Request, corp *dingTalkCorp, retry []pageLink, err error) string {
 	ctx := r.Context()
 	var apiErr *dingtalk.APIError
 	switch {
 	case errors.Is(err, dingtalk.ErrNotMember), errors.Is(err, dingtalk.ErrCorpMismatch):
 		d.p.log.InfoContext(ctx, "dingtalk sign-in refused: not a member", "corp_id", corp.ID, "err", err)
 		d.p.pages.error(w, r, http.StatusForbidden, msgNotMember.with("{corp}", corp.Name))
+		return OutcomeNotMember
 	case errors.Is(err, dingtalk.ErrPermissionDenied):
 		d.p.log.ErrorContext(ctx, "dingtalk app lacks a permission", "corp_id", corp.ID, "err", err)
 		detail := ""
@@ -573,6 +576,7 @@ func (d *dingTalkLogin) upstreamFailed(w http.ResponseWriter, r *http.Request, c
 	case errors.Is(err, dingtalk.ErrInvalidCode):
 		d.p.log.InfoContext(ctx, "dingtalk code refused", "corp_id", corp.ID, "err", err)
 		d.p.pages.renderExtra(w, r, http.StatusBadRequest, msgStartAgain, true, nil, pageExtra{Links: retry})
+		return OutcomeCodeInvalid
 	case errors.Is(err, dingtalk.ErrBadCredentials):
 		d.p.log.ErrorContext(ctx, "dingtalk rejected the app credentials", "corp_id", corp.ID, "err", err)
 		d.p.pages.error(w, r, http.StatusServiceUnavailable, msgUnavailable)
@@ -581,11 +585,12 @@ func (d *dingTalkLogin) upstreamFailed(w http.ResponseWriter, r *http.Request, c
 		d.p.log.WarnContext(ctx, "dingtalk call failed", "corp_id", corp.ID, "err", err)
 		d.p.pages.renderExtra(w, r, http.StatusServiceUnavailable, msgDingTalkBusy, true, nil, pageExtra{Links: retry})
 	}
+	return OutcomeDingTalkError
 }
 
 // resolveFailed shows the page for an identity the mapping does not turn
-// into an account.
-func (d *dingTalkLogin) resolveFailed(w http.ResponseWriter, r *http.Request, corp *dingTalkCorp, id mapping.Identity, err error) {
+// into an account and returns the sign-in's outcome.
+func (d *dingTalkLogin) resolveFailed(w http.ResponseWriter, r *http.Request, corp *dingTalkCorp, id mapping.Identity, err error) string {
 	ctx := r.Context()
 	var notLinked *mapping.NotLinkedError
 	var disabled *mapping.DisabledError
@@ -593,15 +598,19 @@ func (d *dingTalkLogin) resolveFailed(w http.ResponseWriter, r *http.Request, co
 	case errors.As(err, &notLinked):
 		d.p.log.InfoContext(ctx, "sign-in: identity not linked yet", "corp_id", id.CorpID, "user_id", id.UserID, "pending_request_id", notLinked.RequestID)
 		d.p.pages.error(w, r, http.StatusOK, msgNotLinked)
+		return OutcomeNotLinked
 	case errors.As(err, &disabled):
 		d.p.log.InfoContext(ctx, "sign-in refused: disabled", "corp_id", id.CorpID, "user_id", id.UserID, "err", err)
 		d.p.pages.error(w, r, http.StatusForbidden, msgAccountDisabled)
+		return OutcomeDisabled
 	case errors.Is(err, mapping.ErrCorpNotAllowed):
 		d.p.log.InfoContext(ctx, "sign-in refused: corp not allowed", "corp_id", id.CorpID)
 		d.p.pages.error(w, r, http.StatusForbidden, msgNotMember.with("{corp}", corp.Name))
+		return OutcomeCorpNotAllowed
 	default:
 		d.p.log.ErrorContext(ctx, "resolve identity", "corp_id", id.CorpID, "user_id", id.UserID, "err", err)
 		d.p.pages.error(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		return OutcomeUnavailable
 	}
 }
 

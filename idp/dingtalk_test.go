@@ -58,7 +58,8 @@ type dtOptions struct {
 	logger  *slog.Logger
 	// pool, when set, keeps the provider's state and the mapping in this
 	// Postgres database instead of memory.
-	pool *pgxpool.Pool
+	pool     *pgxpool.Pool
+	observer Observer
 }
 
 // mappingAccounts adapts the mapping to AccountSource, as cmd does.
@@ -165,7 +166,7 @@ func newDingTalkEnv(t *testing.T, o dtOptions) *dtEnv {
 			VerifyMembership: o.verify,
 		},
 		CryptoKey: testCrypto, CookieHashKey: testCookieHash[:], CookieBlockKey: testCookieBlock[:],
-		Now: e.clock.now, Logger: o.logger,
+		Now: e.clock.now, Logger: o.logger, Observer: o.observer,
 	})
 	if err != nil {
 		t.Fatal(err)

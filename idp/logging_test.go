@@ -2,6 +2,7 @@ package idp
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -30,12 +31,46 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// logFormats are the log formats dingbridge offers (log.format): the
+// SEC-04 tests run with each.
+var logFormats = []string{"text", "json"}
+
+// debugLogger logs everything to w in format.
+func debugLogger(w *syncBuffer, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// wantJSONLines checks that JSON output is one object per line, as log
+// shippers expect.
+func wantJSONLines(t *testing.T, format, out string) {
+	t.Helper()
+	if format != "json" {
+		return
+	}
+	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("log line is not a JSON object: %.200s", line)
+		}
+	}
+}
+
 // TestSEC04_LogsHoldNoSecrets runs sign-ins, refreshes, replays and errors
 // with every log at debug level, ours and the library's (slog's default),
-// and looks for every code, token, state and secret in what was logged.
+// and looks for every code, token, state and secret in what was logged, in
+// every log format.
 func TestSEC04_LogsHoldNoSecrets(t *testing.T) {
+	for _, format := range logFormats {
+		t.Run(format, func(t *testing.T) { testLogsHoldNoSecrets(t, format) })
+	}
+}
+
+func testLogsHoldNoSecrets(t *testing.T, format string) {
 	var logs syncBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := debugLogger(&logs, format)
 	old := slog.Default()
 	slog.SetDefault(logger)
 	t.Cleanup(func() { slog.SetDefault(old) })
@@ -72,6 +107,7 @@ func TestSEC04_LogsHoldNoSecrets(t *testing.T) {
 	if !strings.Contains(out, "sign-in complete") {
 		t.Fatalf("captured no provider logs; got:\n%s", out)
 	}
+	wantJSONLines(t, format, out)
 	for _, s := range secrets {
 		if s != "" && strings.Contains(out, s) {
 			t.Errorf("the log contains a secret value %.12s…", s)
@@ -82,10 +118,17 @@ func TestSEC04_LogsHoldNoSecrets(t *testing.T) {
 // TestSEC04_DingTalkLogsHoldNoSecrets runs DingTalk sign-ins (in-client,
 // workbench, a replayed callback, a cancelled one) with every log at debug
 // level, ours, the DingTalk clients' and the mapping's, and looks for the
-// states, DingTalk codes, our codes and the CSRF token in what was logged.
+// states, DingTalk codes, our codes and the CSRF token in what was logged,
+// in every log format.
 func TestSEC04_DingTalkLogsHoldNoSecrets(t *testing.T) {
+	for _, format := range logFormats {
+		t.Run(format, func(t *testing.T) { testDingTalkLogsHoldNoSecrets(t, format) })
+	}
+}
+
+func testDingTalkLogsHoldNoSecrets(t *testing.T, format string) {
 	var logs syncBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := debugLogger(&logs, format)
 	old := slog.Default()
 	slog.SetDefault(logger)
 	t.Cleanup(func() { slog.SetDefault(old) })
@@ -127,6 +170,7 @@ func TestSEC04_DingTalkLogsHoldNoSecrets(t *testing.T) {
 	secrets = append(secrets, state)
 
 	out := logs.String()
+	wantJSONLines(t, format, out)
 	for _, want := range []string{"dingtalk sign-in started", "sign-in complete", "workbench sign-in complete", "dingtalk call"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("captured no %q log; got:\n%s", want, out)

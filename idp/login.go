@@ -29,9 +29,12 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s := p.usableSession(r, ar); s != nil {
-		p.complete(w, r, ar, Completion{
+		t := p.traceSignIn(r, modeSSO)
+		t.corpID = s.DingTalk.CorpID
+		t.outcome = p.complete(w, r, ar, Completion{
 			Subject: s.Subject, AuthTime: s.AuthTime, AMR: s.AMR, SessionID: s.ID, DingTalk: s.DingTalk,
 		})
+		p.endSignIn(r.Context(), &t)
 		return
 	}
 	if slices.Contains(ar.Prompt, oidc.PromptNone) {
@@ -45,23 +48,30 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 // pendingRequest loads an authorization request that this browser started
 // and that can still be completed, or shows the page that says why not.
 func (p *Provider) pendingRequest(w http.ResponseWriter, r *http.Request, id string) (*AuthRequest, bool) {
+	ar, outcome := p.pendingRequestOutcome(w, r, id)
+	return ar, outcome == OutcomeOK
+}
+
+// pendingRequestOutcome is pendingRequest, saying why it failed as a
+// sign-in outcome.
+func (p *Provider) pendingRequestOutcome(w http.ResponseWriter, r *http.Request, id string) (*AuthRequest, string) {
 	ar, err := p.store.AuthRequest(r.Context(), id)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
-		return nil, false
+		return nil, OutcomeStateInvalid
 	case err != nil:
 		p.log.ErrorContext(r.Context(), "load auth request", "err", err)
 		p.pages.error(w, r, http.StatusServiceUnavailable, msgUnavailable)
-		return nil, false
+		return nil, OutcomeUnavailable
 	case ar.Done || !p.now().Before(ar.ExpiresAt):
 		p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
-		return nil, false
+		return nil, OutcomeStateInvalid
 	case !p.cookies.sameBrowser(r, ar.BrowserID):
 		p.pages.error(w, r, http.StatusForbidden, msgOtherBrowser)
-		return nil, false
+		return nil, OutcomeStateInvalid
 	}
-	return ar, true
+	return ar, OutcomeOK
 }
 
 // usableSession returns the browser's SSO session if it satisfies ar:
@@ -101,8 +111,8 @@ func (p *Provider) usableSession(r *http.Request, ar *AuthRequest) *Session {
 // id, so that a session id planted in the browser beforehand is worthless)
 // and sends the browser back to the client with a code.
 func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, authRequestID string, l Login) {
-	ar, ok := p.pendingRequest(w, r, authRequestID)
-	if !ok {
+	ar, outcome := p.pendingRequestOutcome(w, r, authRequestID)
+	if outcome != OutcomeOK {
 		return
 	}
 	p.finish(w, r, ar, l, false)
@@ -114,26 +124,26 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, authRequestID 
 // that the caller has just read l's account and found it active (the
 // DingTalk callback: the mapping's resolver refuses a disabled account or
 // identity in the transaction that records the sign-in), so it is not read
-// a second time.
-func (p *Provider) finish(w http.ResponseWriter, r *http.Request, ar *AuthRequest, l Login, accountChecked bool) {
+// a second time. It returns the sign-in's outcome.
+func (p *Provider) finish(w http.ResponseWriter, r *http.Request, ar *AuthRequest, l Login, accountChecked bool) string {
 	ctx := r.Context()
 	if !accountChecked {
 		if err := p.storage.accountActive(ctx, l.Subject); err != nil {
 			p.log.InfoContext(ctx, "sign-in refused: account not active", "account_id", l.Subject, "err", err)
 			p.pages.error(w, r, http.StatusForbidden, msgAccountDisabled)
-			return
+			return OutcomeDisabled
 		}
 	}
 	if c := p.clients[ar.ClientID]; !c.allowsCorp(l.DingTalk.CorpID) {
 		p.log.InfoContext(ctx, "sign-in refused: corp not allowed for client", "client_id", c.ID, "corp_id", l.DingTalk.CorpID)
 		p.pages.error(w, r, http.StatusForbidden, msgCorpNotAllowed)
-		return
+		return OutcomeCorpNotAllowed
 	}
 	sess, ok := p.startSession(w, r, l)
 	if !ok {
-		return
+		return OutcomeUnavailable
 	}
-	p.complete(w, r, ar, Completion{
+	return p.complete(w, r, ar, Completion{
 		Subject: sess.Subject, AuthTime: sess.AuthTime, AMR: sess.AMR, SessionID: sess.ID, DingTalk: sess.DingTalk,
 	})
 }
@@ -175,8 +185,9 @@ func (p *Provider) endBrowserSession(ctx context.Context, r *http.Request) {
 }
 
 // complete records who authenticated for ar and returns a code to the
-// client. The code is random; only its hash is stored.
-func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *AuthRequest, c Completion) {
+// client. The code is random; only its hash is stored. It returns the
+// sign-in's outcome.
+func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *AuthRequest, c Completion) string {
 	ctx := r.Context()
 	now := p.now()
 	code := randomSecret()
@@ -197,14 +208,15 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *AuthRequ
 	case errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound):
 		// Done or expired meanwhile (another tab, a replica): start again.
 		p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
-		return
+		return OutcomeStateInvalid
 	default:
 		p.log.ErrorContext(ctx, "complete auth request", "err", err)
 		p.pages.error(w, r, http.StatusServiceUnavailable, msgUnavailable)
-		return
+		return OutcomeUnavailable
 	}
 	p.log.InfoContext(ctx, "sign-in complete", "client_id", ar.ClientID, "account_id", c.Subject, "auth_request_id", ar.ID)
 	p.redirectToClient(w, r, ar.RedirectURI, ar.State, url.Values{"code": {code}})
+	return OutcomeOK
 }
 
 // codeCompleter is a Store that completes a request and saves its code in

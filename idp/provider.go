@@ -41,6 +41,8 @@ type Config struct {
 	CookieBlockKey []byte
 	// SessionLifetime is how long an SSO session lasts (default 12h).
 	SessionLifetime time.Duration
+	// Observer, when set, is told how sign-ins and token requests end.
+	Observer Observer
 
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -76,6 +78,7 @@ type Provider struct {
 	zitadel  http.Handler
 	sessLife time.Duration
 	limiter  *failureLimiter
+	observer Observer                 // nil: nobody is told
 	jwks     atomic.Pointer[jwksBody] // the JWKS body of the current key set
 	now      func() time.Time
 	log      *slog.Logger
@@ -117,6 +120,7 @@ func New(cfg Config) (*Provider, error) {
 		auth:     cfg.Authenticator,
 		sessLife: cfg.SessionLifetime,
 		limiter:  newFailureLimiter(cfg.Now),
+		observer: cfg.Observer,
 		now:      cfg.Now,
 		log:      cfg.Logger,
 	}
@@ -199,7 +203,7 @@ func (p *Provider) Handler() http.Handler {
 	if p.dingtalk != nil {
 		p.dingtalk.routes(r)
 	}
-	r.Handle(pathToken, withClientIP(noStore(noRepeatedParams(withAccountMemo(p.zitadel)))))
+	r.Handle(pathToken, p.observeTokens(withClientIP(noStore(noRepeatedParams(withAccountMemo(p.zitadel))))))
 	r.Handle(pathIntrospect, noStore(noRepeatedParams(requireClientAuth(withAccountMemo(p.zitadel)))))
 	r.Handle(pathUserinfo, bearerChallenge(withAccountMemo(p.zitadel)))
 	r.Handle(pathRevoke, noStore(noRepeatedParams(requireClientAuth(p.zitadel))))

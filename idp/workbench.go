@@ -77,46 +77,54 @@ func (d *dingTalkLogin) workbenchPage(w http.ResponseWriter, r *http.Request) {
 // then completes from that session.
 func (d *dingTalkLogin) workbenchCode(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	t := d.p.traceSignIn(r, modeJSAPI)
+	defer d.p.endSignIn(ctx, &t)
 	if err := r.ParseForm(); err != nil {
 		d.p.pages.error(w, r, http.StatusBadRequest, msgBadRequest)
+		t.outcome = OutcomeStateInvalid
 		return
 	}
 	want, got := d.p.cookies.value(r, cookieWorkbenchCSRF), r.PostForm.Get("csrf")
 	if want == "" || got == "" || subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
 		d.p.log.InfoContext(ctx, "workbench sign-in refused: CSRF token missing or wrong")
 		d.p.pages.error(w, r, http.StatusForbidden, msgWorkbenchForbidden)
+		t.outcome = OutcomeStateInvalid
 		return
 	}
 	c, corp, ok := d.workbenchCorp(w, r, r.PostForm.Get("corpId"))
 	if !ok {
+		t.outcome = OutcomeCorpNotAllowed
 		return
 	}
+	t.corpID = corp.ID
 	retry := []pageLink{{Href: d.p.issuer + pathWorkbench + url.PathEscape(c.ID) + "?" + url.Values{"corpId": {corp.ID}}.Encode(), Label: "try_again"}}
 	code := r.PostForm.Get("code")
 	if code == "" {
 		d.p.pages.renderExtra(w, r, http.StatusBadRequest, msgStartAgain, true, nil, pageExtra{Links: retry})
+		t.outcome = OutcomeCodeInvalid
 		return
 	}
 	info, err := corp.Client.UserInfoByAuthCode(ctx, code)
 	if err != nil {
-		d.upstreamFailed(w, r, corp, retry, err)
+		t.outcome = d.upstreamFailed(w, r, corp, retry, err)
 		return
 	}
 	var id mapping.Identity
 	if b, ok := d.known(ctx, corp, info.UnionID); ok && b.UserID == info.UserID && d.fresh(ctx, corp.ID, b.UserID) {
 		id = b.Identity
 	} else if id, err = d.directory(ctx, corp, info.UserID, info.UnionID, ""); err != nil {
-		d.upstreamFailed(w, r, corp, retry, err)
+		t.outcome = d.upstreamFailed(w, r, corp, retry, err)
 		return
 	}
 	acct, err := d.resolver.Resolve(ctx, id, d.meta(w, r))
 	if err != nil {
-		d.resolveFailed(w, r, corp, id, err)
+		t.outcome = d.resolveFailed(w, r, corp, id, err)
 		return
 	}
 	if err := d.p.storage.accountActive(ctx, acct.ID); err != nil {
 		d.p.log.InfoContext(ctx, "sign-in refused: account not active", "account_id", acct.ID, "err", err)
 		d.p.pages.error(w, r, http.StatusForbidden, msgAccountDisabled)
+		t.outcome = OutcomeDisabled
 		return
 	}
 	_, ok = d.p.startSession(w, r, Login{
@@ -126,6 +134,7 @@ func (d *dingTalkLogin) workbenchCode(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	t.outcome = OutcomeOK
 	d.p.log.InfoContext(ctx, "workbench sign-in complete", "client_id", c.ID, "account_id", acct.ID, "corp_id", corp.ID)
 	if target := d.workbenchTarget(c); target != "" {
 		http.Redirect(w, r, target, http.StatusFound)

@@ -26,6 +26,7 @@ type Config struct {
 	Issuer   string         `yaml:"issuer"`
 	Listen   string         `yaml:"listen"`
 	Log      LogConfig      `yaml:"log"`
+	Metrics  MetricsConfig  `yaml:"metrics"`
 	Database DatabaseConfig `yaml:"database"`
 	Secrets  SecretsConfig  `yaml:"secrets"`
 	OIDC     OIDCConfig     `yaml:"oidc"`
@@ -54,6 +55,14 @@ func (a AdminConfig) Enabled() bool { return len(a.Groups) > 0 || len(a.Username
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug | info | warn | error
 	Format string `yaml:"format"` // json | text
+}
+
+// MetricsConfig configures the Prometheus endpoint.
+type MetricsConfig struct {
+	// Listen is the address of a second HTTP listener that serves /metrics
+	// and nothing else; empty (the default) serves no metrics. Never the
+	// public listener: the metrics name clients and corps.
+	Listen string `yaml:"listen"`
 }
 
 // DatabaseConfig says where Postgres is and how to use it.
@@ -312,6 +321,9 @@ func (c *Config) Validate(needDatabase bool) error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		p.add("listen", "must be host:port (e.g. :8080): %v", err)
 	}
+	if c.Metrics.Listen != "" {
+		p.metricsListen(c.Metrics.Listen, c.Listen)
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		p.add("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level)
 	}
@@ -490,6 +502,19 @@ type problems []error
 
 func (p *problems) add(key, format string, args ...any) {
 	*p = append(*p, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+// metricsListen checks metrics.listen: host:port, and not the public
+// listener's port (both would fail to bind, or metrics would be public).
+func (p *problems) metricsListen(addr, public string) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		p.add("metrics.listen", "must be host:port (e.g. 127.0.0.1:9090 or :9090), or empty for no metrics: %v", err)
+		return
+	}
+	if _, publicPort, err := net.SplitHostPort(public); err == nil && port == publicPort && port != "0" {
+		p.add("metrics.listen", "must not use the port of listen (%s): /metrics is never served on the public listener", public)
+	}
 }
 
 // duration checks that a duration lies within [min, max].

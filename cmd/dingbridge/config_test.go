@@ -175,6 +175,8 @@ func TestValidateNamesEachProblemByKey(t *testing.T) {
 		{"admin empty group", [2]string{"issuer:", "admin: {groups: [\"\"]}\nissuer:"}, "admin.groups[0]: must not be empty"},
 		{"log level", [2]string{"issuer:", "log: {level: loud}\nissuer:"}, "log.level: must be one of"},
 		{"log format", [2]string{"issuer:", "log: {format: xml}\nissuer:"}, "log.format: must be json or text"},
+		{"metrics listen", [2]string{"issuer:", "metrics: {listen: \"9090\"}\nissuer:"}, "metrics.listen: must be host:port"},
+		{"metrics on the public port", [2]string{"issuer:", "listen: \":8080\"\nmetrics: {listen: \"127.0.0.1:8080\"}\nissuer:"}, "metrics.listen: must not use the port of listen"},
 		{"database url", [2]string{`database: {url: "postgres://localhost/db"}`, ""}, "database.url: is required"},
 		{"kek missing", [2]string{"key_encryption_key: " + key32, "key_encryption_key: \"\""}, "secrets.key_encryption_key: is required"},
 		{"kek short", [2]string{"key_encryption_key: " + key32, "key_encryption_key: " + base64.StdEncoding.EncodeToString(make([]byte, 16))}, "secrets.key_encryption_key: must decode to 32 bytes; got 16"},
@@ -231,6 +233,30 @@ func TestValidateNamesEachProblemByKey(t *testing.T) {
 				t.Fatalf("Validate() = %v\nwant an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestMetricsListen: metrics are off unless metrics.listen names an
+// address, which may be any host:port but the public listener's.
+func TestMetricsListen(t *testing.T) {
+	for _, tt := range []struct {
+		yaml, want string
+	}{
+		{"", ""},
+		{"metrics: {listen: \"127.0.0.1:9090\"}\n", "127.0.0.1:9090"},
+		{"metrics: {listen: \":9090\"}\n", ":9090"},
+		{"listen: 127.0.0.1:0\nmetrics: {listen: \"127.0.0.1:0\"}\n", "127.0.0.1:0"},
+	} {
+		cfg, err := ParseConfig([]byte(tt.yaml+minimal()), noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(true); err != nil {
+			t.Errorf("%q: Validate() = %v, want nil", tt.yaml, err)
+		}
+		if cfg.Metrics.Listen != tt.want {
+			t.Errorf("%q: metrics.listen = %q, want %q", tt.yaml, cfg.Metrics.Listen, tt.want)
+		}
 	}
 }
 

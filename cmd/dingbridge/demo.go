@@ -16,6 +16,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/dingbridge/dingbridge/dingtalk/fake"
 	"github.com/dingbridge/dingbridge/idp"
 	"github.com/dingbridge/dingbridge/mapping"
@@ -25,6 +27,7 @@ import (
 // demoAddrs are where the demo's four servers listen.
 type demoAddrs struct {
 	bridge, dingtalk, app1, app2 string
+	metrics                      string // "": no metrics listener
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -38,6 +41,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&a.dingtalk, "dingtalk-listen", "127.0.0.1:8081", "address of the DingTalk simulator")
 	fs.StringVar(&a.app1, "app-listen", "127.0.0.1:8082", "address of the first sample application")
 	fs.StringVar(&a.app2, "app2-listen", "127.0.0.1:8083", "address of the second sample application")
+	fs.StringVar(&a.metrics, "metrics-listen", "", "serve Prometheus metrics at /metrics on this address (default: none)")
 	dbURL := fs.String("database-url", "", "keep state in this Postgres database instead of memory")
 	logLevel := fs.String("log-level", "warn", "debug | info | warn | error")
 	var x demoExtra
@@ -103,7 +107,10 @@ type demoWorld struct {
 	servers  []demoServer
 	people   []string
 	postgres bool
-	closers  []func()
+	metrics  *metrics
+	// metricsURL is where the metrics are served; "" when they are not.
+	metricsURL string
+	closers    []func()
 }
 
 // close stops whatever newDemo started: the provider's background work,
@@ -179,7 +186,8 @@ func newDemo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Lo
 
 	slog.SetDefault(logger) // the OIDC library logs through slog's default logger
 
-	store, accounts, closeDB, err := demoStores(ctx, dbURL)
+	m := newMetrics()
+	store, accounts, closeDB, err := demoStoresTraced(ctx, dbURL, queryTracer{m})
 	if err != nil {
 		return nil, err
 	}
@@ -192,15 +200,24 @@ func newDemo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Lo
 		return nil, err
 	}
 	w.people = people
-	b, err := buildBridge(ctx, cfg, store, accounts, nil, logger)
+	b, err := buildBridgeWith(ctx, cfg, store, accounts, nil, m, logger)
 	if err != nil {
 		return nil, err
 	}
-	w.login = b.login
+	w.login, w.metrics = b.login, m
 
 	w.servers = []demoServer{
 		{"DingTalk simulator", lns["dingtalk"], sim},
 		{"dingbridge", lns["bridge"], b.router},
+	}
+	if addrs.metrics != "" {
+		ln, err := net.Listen("tcp", addrs.metrics)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s (choose another with -metrics-listen): %w", addrs.metrics, err)
+		}
+		w.closers = append(w.closers, func() { ln.Close() })
+		w.metricsURL = "http://" + ln.Addr().String() + "/metrics"
+		w.servers = append(w.servers, demoServer{"metrics", ln, m.handler(logger)})
 	}
 	for _, app := range apps {
 		base := "http://" + app.ln.Addr().String()
@@ -241,6 +258,9 @@ func (w *demoWorld) serve(stdout io.Writer) error {
 		wg.Wait()
 		return err
 	}
+	if w.metricsURL != "" {
+		fmt.Fprintf(stdout, "dingbridge metrics on %s\n", w.metricsURL)
+	}
 	printDemo(stdout, w.cfg, w.fixture, w.apps, checks, w.people, w.postgres)
 	wg.Wait()
 	return errors.Join(errs...)
@@ -249,10 +269,16 @@ func (w *demoWorld) serve(stdout io.Writer) error {
 // demoStores returns the provider's and the mapping's stores: in memory,
 // or in the Postgres database at dbURL (migrated first).
 func demoStores(ctx context.Context, dbURL string) (idp.Store, mapping.Store, func(), error) {
+	return demoStoresTraced(ctx, dbURL, nil)
+}
+
+// demoStoresTraced is demoStores with every Postgres statement reported to
+// tracer (when not nil).
+func demoStoresTraced(ctx context.Context, dbURL string, tracer pgx.QueryTracer) (idp.Store, mapping.Store, func(), error) {
 	if dbURL == "" {
 		return idp.NewMemoryStore(), mapping.NewMemory(mapping.Options{}), func() {}, nil
 	}
-	pool, err := openDatabase(ctx, DatabaseConfig{URL: dbURL})
+	pool, err := openDatabaseTraced(ctx, DatabaseConfig{URL: dbURL}, tracer)
 	if err != nil {
 		return nil, nil, nil, err
 	}

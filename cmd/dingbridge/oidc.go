@@ -46,6 +46,7 @@ type oidcParts struct {
 	store    idp.Store
 	accounts idp.AccountSource
 	dingtalk *idp.DingTalkConfig
+	observer idp.Observer // nil: nothing counted or audited
 }
 
 // startProvider builds the OpenID Connect provider and starts its
@@ -77,6 +78,7 @@ func startProvider(ctx context.Context, cfg *Config, parts oidcParts, logger *sl
 		CookieHashKey:   secrets.cookieHash,
 		CookieBlockKey:  secrets.cookieBlock,
 		SessionLifetime: cfg.OIDC.SessionLifetime,
+		Observer:        parts.observer,
 		Logger:          logger,
 	})
 	if err != nil {
@@ -197,21 +199,30 @@ func mountProvider(r chi.Router, issuer string, p *idp.Provider) {
 // bridge is dingbridge's HTTP side, assembled the same way for serve,
 // demo and bench.
 type bridge struct {
-	router chi.Router
-	login  *idp.DingTalkConfig // the sign-in, with the DingTalk clients it uses
+	router  chi.Router
+	login   *idp.DingTalkConfig // the sign-in, with the DingTalk clients it uses
+	metrics *metrics            // what it counts; served apart from router
 }
 
-// buildBridge wires the DingTalk sign-in, the provider (with its
-// background jobs, stopped by ctx), DingTalk's event callbacks and the
-// admin console onto one router. dbReady, when not nil, is part of the
-// readiness check, before the signing keys.
+// buildBridge is buildBridgeWith its own metrics.
 func buildBridge(ctx context.Context, cfg *Config, store idp.Store, accounts mapping.Store,
 	dbReady func(context.Context) error, logger *slog.Logger) (*bridge, error) {
-	login, err := dingTalkLogin(cfg, accounts, store, logger)
+	return buildBridgeWith(ctx, cfg, store, accounts, dbReady, newMetrics(), logger)
+}
+
+// buildBridgeWith wires the DingTalk sign-in, the provider (with its
+// background jobs, stopped by ctx), DingTalk's event callbacks and the
+// admin console onto one router, all counting into m. dbReady, when not
+// nil, is part of the readiness check, before the signing keys.
+func buildBridgeWith(ctx context.Context, cfg *Config, store idp.Store, accounts mapping.Store,
+	dbReady func(context.Context) error, m *metrics, logger *slog.Logger) (*bridge, error) {
+	login, err := dingTalkLogin(cfg, accounts, store, m, logger)
 	if err != nil {
 		return nil, err
 	}
-	provider, keysReady, err := startProvider(ctx, cfg, oidcParts{store: store, accounts: accountSource{accounts}, dingtalk: login}, logger)
+	m.registerPending(countPending(accounts), logger)
+	provider, keysReady, err := startProvider(ctx, cfg, oidcParts{store: store, accounts: accountSource{accounts}, dingtalk: login,
+		observer: newBridgeObserver(m, accounts, logger)}, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -233,5 +244,5 @@ func buildBridge(ctx context.Context, cfg *Config, store idp.Store, accounts map
 	if err := mountAdmin(r, cfg, accounts, logger); err != nil {
 		return nil, err
 	}
-	return &bridge{router: r, login: login}, nil
+	return &bridge{router: r, login: login, metrics: m}, nil
 }

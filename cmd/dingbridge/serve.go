@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dingbridge/dingbridge/idp"
@@ -43,11 +44,18 @@ var (
 // first use, so a Postgres outage at start-up shows as "not ready" rather than
 // a crash loop.
 func openDatabase(ctx context.Context, db DatabaseConfig) (*pgxpool.Pool, error) {
+	return openDatabaseTraced(ctx, db, nil)
+}
+
+// openDatabaseTraced is openDatabase with every statement reported to
+// tracer (when not nil).
+func openDatabaseTraced(ctx context.Context, db DatabaseConfig, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(db.URL)
 	if err != nil {
 		// pgx's parse errors can quote the URL, password included.
 		return nil, errors.New("database.url is not a valid Postgres connection string")
 	}
+	pc.ConnConfig.Tracer = tracer
 	if db.MaxConns > 0 {
 		pc.MaxConns = db.MaxConns
 	}
@@ -60,7 +68,8 @@ func openDatabase(ctx context.Context, db DatabaseConfig) (*pgxpool.Pool, error)
 
 // serve runs the provider until ctx is cancelled.
 func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writer) error {
-	pool, err := openDatabase(ctx, cfg.Database)
+	m := newMetrics()
+	pool, err := openDatabaseTraced(ctx, cfg.Database, queryTracer{m})
 	if err != nil {
 		return err
 	}
@@ -78,11 +87,23 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writ
 
 	// The OIDC library logs through slog's default logger.
 	slog.SetDefault(logger)
-	b, err := buildBridge(ctx, cfg, idp.NewPostgresStore(pool), mapping.NewPostgres(pool, mapping.Options{}), pool.Ping, logger)
+	b, err := buildBridgeWith(ctx, cfg, idp.NewPostgresStore(pool), mapping.NewPostgres(pool, mapping.Options{}), pool.Ping, m, logger)
 	if err != nil {
 		return err
 	}
-	return listenAndServe(ctx, cfg.Listen, b.router, logger, stdout)
+	if cfg.Metrics.Listen == "" {
+		return listenAndServe(ctx, cfg.Listen, b.router, logger, stdout)
+	}
+	// Either server failing stops both.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	metricsDone, err := startMetricsServer(ctx, cfg.Metrics.Listen, m, cancel, logger, stdout)
+	if err != nil {
+		return err
+	}
+	err = listenAndServe(ctx, cfg.Listen, b.router, logger, stdout)
+	cancel()
+	return errors.Join(err, <-metricsDone)
 }
 
 // newRouter holds the middleware order and the operational routes; the

@@ -18,8 +18,9 @@ const dingTalkIdleConns = 64
 // dingTalkLogin builds the provider's DingTalk sign-in from the
 // configuration: one DingTalk client per corp, sharing app tokens with the
 // other replicas through tokens (see appTokenCache), and the mapping's
-// resolver with each corp's auto-link and JIT rules.
-func dingTalkLogin(cfg *Config, store mapping.ResolverStore, tokens idp.Store, logger *slog.Logger) (*idp.DingTalkConfig, error) {
+// resolver with each corp's auto-link and JIT rules. The clients report
+// their calls and rate-limiter waits to m, when it is not nil.
+func dingTalkLogin(cfg *Config, store mapping.ResolverStore, tokens idp.Store, m *metrics, logger *slog.Logger) (*idp.DingTalkConfig, error) {
 	secrets, err := decodeSecrets(cfg.Secrets)
 	if err != nil {
 		return nil, err
@@ -52,6 +53,9 @@ func dingTalkLogin(cfg *Config, store mapping.ResolverStore, tokens idp.Store, l
 		dc := dingtalkConfig(cfg, corp, logger)
 		dc.TokenCache = cache
 		dc.HTTPClient = httpClient
+		if m != nil {
+			dc.Observe, dc.ObserveWait = m.observeDingTalkCall, m.observeLimiterWait
+		}
 		client, err := dingtalk.New(dc)
 		if err != nil {
 			return nil, fmt.Errorf("corps[%d]: %w", i, err)
