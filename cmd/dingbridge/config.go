@@ -23,17 +23,20 @@ import (
 // pulled in from the environment as ${VAR}. Every key is documented in
 // config.example.yaml, which a test loads.
 type Config struct {
-	Issuer   string         `yaml:"issuer"`
-	Listen   string         `yaml:"listen"`
-	Log      LogConfig      `yaml:"log"`
-	Metrics  MetricsConfig  `yaml:"metrics"`
-	Database DatabaseConfig `yaml:"database"`
-	Secrets  SecretsConfig  `yaml:"secrets"`
-	OIDC     OIDCConfig     `yaml:"oidc"`
-	DingTalk DingTalkConfig `yaml:"dingtalk"`
-	Corps    []CorpConfig   `yaml:"corps"`
-	Clients  []ClientConfig `yaml:"clients"`
-	Admin    AdminConfig    `yaml:"admin"`
+	Issuer string `yaml:"issuer"`
+	Listen string `yaml:"listen"`
+	// TrustedProxies are the reverse proxies (addresses or CIDR prefixes)
+	// whose X-Forwarded-For names the client (see clientAddr).
+	TrustedProxies []string       `yaml:"trusted_proxies"`
+	Log            LogConfig      `yaml:"log"`
+	Metrics        MetricsConfig  `yaml:"metrics"`
+	Database       DatabaseConfig `yaml:"database"`
+	Secrets        SecretsConfig  `yaml:"secrets"`
+	OIDC           OIDCConfig     `yaml:"oidc"`
+	DingTalk       DingTalkConfig `yaml:"dingtalk"`
+	Corps          []CorpConfig   `yaml:"corps"`
+	Clients        []ClientConfig `yaml:"clients"`
+	Admin          AdminConfig    `yaml:"admin"`
 }
 
 // AdminConfig configures the admin console at issuer + "/admin". It is on
@@ -323,6 +326,11 @@ func (c *Config) Validate(needDatabase bool) error {
 	}
 	if c.Metrics.Listen != "" {
 		p.metricsListen(c.Metrics.Listen, c.Listen)
+	}
+	for i, e := range c.TrustedProxies {
+		if _, err := parseProxies([]string{e}); err != nil {
+			p.add(fmt.Sprintf("trusted_proxies[%d]", i), "must be an IP address or a CIDR prefix (e.g. 10.0.0.0/8); got %q", e)
+		}
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		p.add("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level)

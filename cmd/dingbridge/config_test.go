@@ -176,6 +176,8 @@ func TestValidateNamesEachProblemByKey(t *testing.T) {
 		{"log level", [2]string{"issuer:", "log: {level: loud}\nissuer:"}, "log.level: must be one of"},
 		{"log format", [2]string{"issuer:", "log: {format: xml}\nissuer:"}, "log.format: must be json or text"},
 		{"metrics listen", [2]string{"issuer:", "metrics: {listen: \"9090\"}\nissuer:"}, "metrics.listen: must be host:port"},
+		{"trusted proxy", [2]string{"issuer:", "trusted_proxies: [10.0.0.0/8, \"lb.internal\"]\nissuer:"}, "trusted_proxies[1]: must be an IP address or a CIDR prefix"},
+		{"self-check interval", [2]string{"issuer:", "admin: {groups: [admins], self_check_interval: 48h}\nissuer:"}, "admin.self_check_interval"},
 		{"metrics on the public port", [2]string{"issuer:", "listen: \":8080\"\nmetrics: {listen: \"127.0.0.1:8080\"}\nissuer:"}, "metrics.listen: must not use the port of listen"},
 		{"database url", [2]string{`database: {url: "postgres://localhost/db"}`, ""}, "database.url: is required"},
 		{"kek missing", [2]string{"key_encryption_key: " + key32, "key_encryption_key: \"\""}, "secrets.key_encryption_key: is required"},

@@ -226,7 +226,11 @@ func buildBridgeWith(ctx context.Context, cfg *Config, store idp.Store, accounts
 	if err != nil {
 		return nil, err
 	}
-	r := newRouter(logger, func(ctx context.Context) error {
+	trusted, err := parseProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted_proxies: %w", err)
+	}
+	r := newRouter(logger, trusted, func(ctx context.Context) error {
 		if dbReady != nil {
 			if err := dbReady(ctx); err != nil {
 				return fmt.Errorf("%w: %w", errDatabaseUnreachable, err)

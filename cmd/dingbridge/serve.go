@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -107,10 +108,11 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writ
 }
 
 // newRouter holds the middleware order and the operational routes; the
-// provider is mounted on it.
-func newRouter(logger *slog.Logger, ready func(context.Context) error) chi.Router {
+// provider is mounted on it. The client's address is settled first, so
+// that every later part (logs included) sees the same one.
+func newRouter(logger *slog.Logger, trusted []netip.Prefix, ready func(context.Context) error) chi.Router {
 	r := chi.NewRouter()
-	r.Use(withRequestID, accessLog(logger), recoverer(logger))
+	r.Use(clientAddr(trusted), withRequestID, accessLog(logger), recoverer(logger))
 	r.Get("/healthz/live", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
