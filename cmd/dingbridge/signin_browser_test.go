@@ -49,10 +49,17 @@ func (r *readyWriter) Write(p []byte) (int, error) {
 // test. Its log is shown when the test fails.
 func startSigninDemo(t *testing.T) *signinWorld {
 	t.Helper()
+	return startSigninDemoOn(t, "")
+}
+
+// startSigninDemoOn is startSigninDemo keeping everything in the Postgres
+// database at databaseURL (memory when empty), as serve does.
+func startSigninDemoOn(t *testing.T, databaseURL string) *signinWorld {
+	t.Helper()
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	any0 := "127.0.0.1:0"
-	w, err := newDemo(context.Background(), demoAddrs{bridge: any0, dingtalk: any0, app1: any0, app2: any0}, "", logger)
+	w, err := newDemo(context.Background(), demoAddrs{bridge: any0, dingtalk: any0, app1: any0, app2: any0}, databaseURL, logger)
 	if err != nil {
 		t.Fatalf("newDemo: %v", err)
 	}
