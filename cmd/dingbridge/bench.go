@@ -489,6 +489,9 @@ func startBenchDemo(ctx context.Context, o *benchOptions, stderr io.Writer) (_ *
 
 	issuer := "http://" + lns[0].Addr().String()
 	cfg := demoConfig(issuer, dtURL, &fixture, nil)
+	if o.databaseURL != "" {
+		cfg.Secrets.KeyEncryptionKey = demoDatabaseKEK // a database may be benched twice
+	}
 	cfg.DingTalk.RateLimit = o.dingTalkRateLimit
 	for _, id := range []string{"bench", "bench-sso"} {
 		cfg.Clients = append(cfg.Clients, ClientConfig{

@@ -176,6 +176,9 @@ func newDemo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Lo
 		sim.SetAutoApprove(corp, user)
 	}
 	cfg := demoConfig("http://"+lns["bridge"].Addr().String(), dtURL, &fixture, apps)
+	if dbURL != "" {
+		cfg.Secrets.KeyEncryptionKey = demoDatabaseKEK
+	}
 	if x.rateLimit != 0 {
 		cfg.DingTalk.RateLimit = x.rateLimit
 	}
@@ -298,6 +301,14 @@ func fixtureCorp(f *fake.Fixture, id string) *fake.Corp {
 	}
 	return nil
 }
+
+// demoDatabaseKEK is the demo's key-encryption key when its state is in
+// Postgres (-database-url), so that a second run can decrypt the signing
+// keys and app tokens the first one stored there: with a fresh random key
+// each run, a reused database left the demo waiting forever for keys it
+// could not read. It is public, like everything else about the demo; serve
+// takes its key from the configuration only.
+const demoDatabaseKEK = "ZGVtby1vbmx5OiBkaW5nYnJpZGdlIGRlbW8ga2V5ISE="
 
 func randomKey() string {
 	b := make([]byte, 32)
