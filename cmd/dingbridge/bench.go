@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -73,7 +74,12 @@ type benchOptions struct {
 	cpuProfile                             string
 	pid                                    int
 	dingTalkRateLimit                      float64
+	sharedRateLimit                        bool
 	demoAlg                                string
+	// replicas > 1 runs that many bridges on one Postgres (-demo); the
+	// demo fills in their addresses, replicaAddrs[0] being the issuer's.
+	replicas     int
+	replicaAddrs []string
 	// burst: how many sign-ins, arriving evenly over how long.
 	n      int
 	arrive time.Duration
@@ -114,6 +120,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.databaseURL, "database-url", "", "with -demo: keep state in this Postgres database")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process to the file")
 	fs.Float64Var(&o.dingTalkRateLimit, "dingtalk-rate-limit", 20, "with -demo: dingbridge's own limit of calls per second per DingTalk API (dingtalk.rate_limit; at most 1000)")
+	fs.BoolVar(&o.sharedRateLimit, "shared-rate-limit", true, "with -demo -database-url: the bridges keep -dingtalk-rate-limit together, in Postgres (dingtalk.shared_rate_limit)")
+	fs.IntVar(&o.replicas, "replicas", 1, "with -demo -database-url: run this many bridges on the one database, KEK and simulator; each browser sends each request to the next one")
 	fs.StringVar(&o.demoAlg, "id-token-alg", "", "with -demo: the bench clients' id_token_signing_alg (default: the product's, RS256)")
 	fs.IntVar(&o.pid, "pid", 0, "a local provider's process id: report its CPU and peak RSS (Linux)")
 	if code, done := parseFlags(fs, args); done {
@@ -161,6 +169,9 @@ func (o *benchOptions) check() error {
 	if o.databaseURL != "" && !o.demo {
 		return errors.New("-database-url needs -demo")
 	}
+	if o.replicas < 1 || (o.replicas > 1 && o.databaseURL == "") {
+		return errors.New("-replicas must be at least 1, and more than 1 needs -demo -database-url: replicas share state only through Postgres")
+	}
 	if o.demo {
 		if o.issuer != "" || o.clientID != "" {
 			return errors.New("-demo brings its own issuer and clients: leave out -issuer and -client-id")
@@ -193,6 +204,9 @@ type benchReport struct {
 	Process         *processSummary `json:"process,omitempty"`
 	// burst only: calls the simulator refused for DingTalk's rate limit.
 	DingTalkThrottled *int `json:"dingtalk_throttled,omitempty"`
+	// -replicas only: how many bridges, and how many requests each served.
+	Replicas        int     `json:"replicas,omitempty"`
+	ReplicaRequests []int64 `json:"replica_requests,omitempty"`
 }
 
 // latencySummary is in milliseconds.
@@ -225,7 +239,11 @@ type processSummary struct {
 func (r *benchReport) print(w io.Writer) {
 	fmt.Fprintf(w, "scenario %s against %s", r.Scenario, r.Issuer)
 	if r.Storage != "" {
-		fmt.Fprintf(w, " (demo, %s)", r.Storage)
+		fmt.Fprintf(w, " (demo, %s", r.Storage)
+		if r.Replicas > 1 {
+			fmt.Fprintf(w, ", %d replicas serving %v requests, each browser alternating", r.Replicas, r.ReplicaRequests)
+		}
+		fmt.Fprint(w, ")")
 	}
 	if r.Scenario == scenarioBurst {
 		fmt.Fprintf(w, ", %d people arriving over the run, all done after %.1fs\n", r.Concurrency, r.DurationSeconds)
@@ -279,7 +297,9 @@ func (r *benchReport) print(w io.Writer) {
 type benchTarget struct {
 	o         benchOptions
 	transport *http.Transport
-	plain     *http.Client // no cookies, for the back channel
+	served    []atomic.Int64 // requests sent to each replica
+	started   atomic.Uint64  // transports made: where the next one starts
+	plain     *http.Client   // no cookies, for the back channel
 	provider  *oidc.Provider
 	clients   [2]benchClient // the app, and the sso scenario's second app
 	jwksURL   string
@@ -390,6 +410,12 @@ func bench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchReport,
 
 	rep := summarize(o, results, elapsed)
 	rep.Storage = storage
+	if o.replicas > 1 {
+		rep.Replicas = o.replicas
+		for i := range t.served {
+			rep.ReplicaRequests = append(rep.ReplicaRequests, t.served[i].Load())
+		}
+	}
 	if o.scenario == scenarioBurst && sim != nil {
 		n := 0
 		for _, e := range benchDingTalkEndpoints {
@@ -457,18 +483,20 @@ func startBenchDemo(ctx context.Context, o *benchOptions, stderr io.Writer) (_ *
 			d.stop()
 		}
 	}()
-	var lns [2]net.Listener
+	// The bridges' listeners, then the simulator's.
+	lns := make([]net.Listener, o.replicas+1)
 	for i := range lns {
 		if lns[i], err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 			return nil, err
 		}
 		closers = append(closers, func() { lns[i].Close() })
 	}
+	simLn := lns[o.replicas]
 	fixture := fake.DefaultFixture()
 	if o.corp == "" {
 		o.corp = fake.DemoCorpID
 	}
-	dtURL := "http://" + lns[1].Addr().String()
+	dtURL := "http://" + simLn.Addr().String()
 	people := 0
 	switch {
 	case o.scenario == scenarioBurst:
@@ -490,6 +518,7 @@ func startBenchDemo(ctx context.Context, o *benchOptions, stderr io.Writer) (_ *
 	issuer := "http://" + lns[0].Addr().String()
 	cfg := demoConfig(issuer, dtURL, &fixture, nil)
 	cfg.DingTalk.RateLimit = o.dingTalkRateLimit
+	cfg.DingTalk.SharedRateLimit = &o.sharedRateLimit
 	for _, id := range []string{"bench", "bench-sso"} {
 		cfg.Clients = append(cfg.Clients, ClientConfig{
 			ID: id, Name: id, Secret: randomKey(),
@@ -508,37 +537,49 @@ func startBenchDemo(ctx context.Context, o *benchOptions, stderr io.Writer) (_ *
 	o.clientID, o.clientSecret, o.redirectURI = c1.ID, c1.Secret, c1.RedirectURIs[0]
 	o.client2ID, o.client2Secret, o.redirect2URI = c2.ID, c2.Secret, c2.RedirectURIs[0]
 
-	store, accounts, closeDB, err := demoStores(ctx, o.databaseURL)
-	if err != nil {
-		return nil, err
+	// Each replica is wired as a process of its own would be, with its own
+	// database pool; they share the database, the configuration (KEK,
+	// cookie keys, clients) and the simulator.
+	handlers := []http.Handler{}
+	for i := range o.replicas {
+		store, accounts, closeDB, err := demoStores(ctx, o.databaseURL)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, closeDB)
+		if i == 0 {
+			if _, err := seedDemo(ctx, accounts, &fixture); err != nil && !errors.Is(err, mapping.ErrConflict) {
+				return nil, err
+			}
+		}
+		b, err := buildBridge(ctx, cfg, store, accounts, nil, logger)
+		if err != nil {
+			return nil, err
+		}
+		handlers = append(handlers, b.router)
+		o.replicaAddrs = append(o.replicaAddrs, lns[i].Addr().String())
 	}
-	closers = append(closers, closeDB)
-	if _, err := seedDemo(ctx, accounts, &fixture); err != nil && !errors.Is(err, mapping.ErrConflict) {
-		return nil, err
-	}
-	b, err := buildBridge(ctx, cfg, store, accounts, nil, logger)
-	if err != nil {
-		return nil, err
-	}
-	for i, h := range []http.Handler{b.router, d.sim} {
+	for i, h := range append(handlers, d.sim) {
 		srv := newHTTPServer(h, logger)
 		wg.Go(func() { _ = serveUntilDone(ctx, srv, lns[i], logger) })
 	}
 
-	// Wait until the provider is ready (its signing keys exist).
+	// Wait until every provider is ready (its signing keys exist).
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(issuer + "/healthz/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
+	for _, addr := range o.replicaAddrs {
+		for {
+			resp, err := http.Get("http://" + addr + "/healthz/ready")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
 			}
+			if time.Now().After(deadline) {
+				return nil, errors.New("the demo was not ready within 30s")
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			return nil, errors.New("the demo was not ready within 30s")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	return d, nil
 }
@@ -547,8 +588,9 @@ func newBenchTarget(ctx context.Context, o benchOptions) (*benchTarget, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = 4 * o.concurrency
 	tr.MaxIdleConnsPerHost = 2 * o.concurrency
-	plain := &http.Client{Transport: tr, Timeout: o.timeout}
-	t := &benchTarget{o: o, transport: tr, plain: plain}
+	t := &benchTarget{o: o, transport: tr, served: make([]atomic.Int64, max(len(o.replicaAddrs), 1))}
+	plain := &http.Client{Transport: t.alternate(), Timeout: o.timeout}
+	t.plain = plain
 	pctx := oidc.ClientContext(ctx, plain)
 	p, err := oidc.NewProvider(pctx, o.issuer)
 	if err != nil {
@@ -576,6 +618,44 @@ func newBenchTarget(ctx context.Context, o benchOptions) (*benchTarget, error) {
 	return t, nil
 }
 
+// alternate returns the transport of one browser (or of the back
+// channel): with several replicas, it sends each request for the issuer to
+// the replica after the one the previous request went to, as a load
+// balancer without session affinity would at worst. Nothing a sign-in
+// needs may then live in one replica's memory.
+func (t *benchTarget) alternate() http.RoundTripper {
+	if len(t.o.replicaAddrs) < 2 {
+		return t.transport
+	}
+	u, _ := url.Parse(t.o.issuer)
+	a := &alternating{next: t.transport, host: u.Host, addrs: t.o.replicaAddrs, served: t.served}
+	// Browsers start on different replicas, so that no step of the flow
+	// always lands on the same one.
+	a.n.Store(t.started.Add(1))
+	return a
+}
+
+// alternating is a RoundTripper that spreads requests for host over addrs
+// in turn; the Host header stays host.
+type alternating struct {
+	next   http.RoundTripper
+	host   string
+	addrs  []string
+	served []atomic.Int64
+	n      atomic.Uint64
+}
+
+func (a *alternating) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host != a.host {
+		return a.next.RoundTrip(r)
+	}
+	i := int((a.n.Add(1) - 1) % uint64(len(a.addrs)))
+	a.served[i].Add(1)
+	r2 := r.Clone(r.Context())
+	r2.URL.Host, r2.Host = a.addrs[i], a.host
+	return a.next.RoundTrip(r2)
+}
+
 // benchBrowser is one virtual browser.
 type benchBrowser struct {
 	http         *http.Client // with its cookies, following no redirects
@@ -585,7 +665,7 @@ type benchBrowser struct {
 func (t *benchTarget) newBrowser() *benchBrowser {
 	jar, _ := cookiejar.New(nil)
 	return &benchBrowser{http: &http.Client{
-		Transport: t.transport, Jar: jar, Timeout: t.o.timeout,
+		Transport: t.alternate(), Jar: jar, Timeout: t.o.timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }

@@ -207,7 +207,11 @@ type bridge struct {
 // readiness check, before the signing keys.
 func buildBridge(ctx context.Context, cfg *Config, store idp.Store, accounts mapping.Store,
 	dbReady func(context.Context) error, logger *slog.Logger) (*bridge, error) {
-	login, err := dingTalkLogin(cfg, accounts, store, logger)
+	limits, err := dingTalkLimits(cfg, accounts, logger)
+	if err != nil {
+		return nil, err
+	}
+	login, err := dingTalkLogin(cfg, accounts, store, limits, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +234,7 @@ func buildBridge(ctx context.Context, cfg *Config, store idp.Store, accounts map
 		return nil, err
 	}
 	mountProvider(r, cfg.Issuer, provider)
-	if err := mountAdmin(r, cfg, accounts, logger); err != nil {
+	if err := mountAdmin(r, cfg, accounts, limits, logger); err != nil {
 		return nil, err
 	}
 	return &bridge{router: r, login: login}, nil

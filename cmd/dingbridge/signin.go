@@ -6,9 +6,12 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/dingbridge/dingbridge/dingtalk"
 	"github.com/dingbridge/dingbridge/idp"
 	"github.com/dingbridge/dingbridge/mapping"
+	"github.com/dingbridge/dingbridge/ratelimit"
 )
 
 // dingTalkIdleConns is how many idle connections to each DingTalk host
@@ -19,7 +22,7 @@ const dingTalkIdleConns = 64
 // configuration: one DingTalk client per corp, sharing app tokens with the
 // other replicas through tokens (see appTokenCache), and the mapping's
 // resolver with each corp's auto-link and JIT rules.
-func dingTalkLogin(cfg *Config, store mapping.ResolverStore, tokens idp.Store, logger *slog.Logger) (*idp.DingTalkConfig, error) {
+func dingTalkLogin(cfg *Config, store mapping.ResolverStore, tokens idp.Store, limits *ratelimit.Postgres, logger *slog.Logger) (*idp.DingTalkConfig, error) {
 	secrets, err := decodeSecrets(cfg.Secrets)
 	if err != nil {
 		return nil, err
@@ -49,7 +52,7 @@ func dingTalkLogin(cfg *Config, store mapping.ResolverStore, tokens idp.Store, l
 	httpClient := &http.Client{Transport: tr}
 	var rules []mapping.Corp
 	for i, corp := range cfg.Corps {
-		dc := dingtalkConfig(cfg, corp, logger)
+		dc := dingtalkConfig(cfg, corp, limits, logger)
 		dc.TokenCache = cache
 		dc.HTTPClient = httpClient
 		client, err := dingtalk.New(dc)
@@ -77,9 +80,16 @@ func dingTalkLogin(cfg *Config, store mapping.ResolverStore, tokens idp.Store, l
 
 // dingtalkConfig turns one configured corp into a DingTalk client config,
 // without a shared token cache: dingTalkLogin adds one to the clients that
-// sign people in.
-func dingtalkConfig(cfg *Config, corp CorpConfig, logger *slog.Logger) dingtalk.Config {
+// sign people in. With limits (see dingTalkLimits), the client takes its
+// turns from the limit all replicas share; otherwise it keeps rate_limit
+// on its own.
+func dingtalkConfig(cfg *Config, corp CorpConfig, limits *ratelimit.Postgres, logger *slog.Logger) dingtalk.Config {
+	var limiter dingtalk.Limiter
+	if limits != nil {
+		limiter = limits.App(corp.AppKey)
+	}
 	return dingtalk.Config{
+		Limiter:             limiter,
 		APIBaseURL:          cfg.DingTalk.APIBaseURL,
 		OAPIBaseURL:         cfg.DingTalk.OAPIBaseURL,
 		LoginBaseURL:        cfg.DingTalk.LoginBaseURL,
@@ -95,4 +105,27 @@ func dingtalkConfig(cfg *Config, corp CorpConfig, logger *slog.Logger) dingtalk.
 		ThrottleBudget:      cfg.DingTalk.ThrottleBudget,
 		Logger:              logger,
 	}
+}
+
+// dingTalkLimitMargin is how much longer than dingtalk.timeout a call may
+// stay unanswered in the shared limit before its turn is taken back: the
+// client reports every answer within its timeout, so only a replica that
+// died leaves a turn that long.
+const dingTalkLimitMargin = 10 * time.Second
+
+// dingTalkLimits returns the rate limit the replicas share, in the
+// Postgres database the accounts are in, when dingtalk.shared_rate_limit
+// is on; nil otherwise, and for the in-memory demo, which is one process:
+// then each DingTalk client limits itself.
+func dingTalkLimits(cfg *Config, accounts mapping.Store, logger *slog.Logger) (*ratelimit.Postgres, error) {
+	pg, ok := accounts.(interface{ Pool() *pgxpool.Pool })
+	if !ok || !*cfg.DingTalk.SharedRateLimit {
+		return nil, nil
+	}
+	return ratelimit.NewPostgres(ratelimit.Config{
+		Pool:          pg.Pool(),
+		Rate:          cfg.DingTalk.RateLimit,
+		InFlightLimit: cfg.DingTalk.Timeout + dingTalkLimitMargin,
+		Logger:        logger,
+	})
 }
