@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,15 +25,17 @@ func (c *countingTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQuer
 
 // BenchmarkWait measures what the shared limit adds to one DingTalk call
 // when a turn is free: Wait and done against a real Postgres, with the
-// round trips they take. The fake clock moves a window per call, so no
-// call waits for a turn: the figure is the limiter's own cost.
+// round trips they take. The fake clock moves two windows per rate calls,
+// so the slots turn over as at half the rate and no call waits for a turn:
+// the figure is the limiter's own cost.
 //
 //	go test -run '^$' -bench Wait -benchtime 2000x ./ratelimit/
 func BenchmarkWait(b *testing.B) {
 	for _, bc := range []struct {
 		name     string
+		rate     float64
 		parallel bool
-	}{{"serial", false}, {"parallel", true}} {
+	}{{"rate20/serial", 20, false}, {"rate20/parallel", 20, true}, {"rate1000/serial", 1000, false}, {"rate1000/parallel", 1000, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			pc, err := pgxpool.ParseConfig(pgtest.NewDatabaseURL(b))
 			if err != nil {
@@ -46,7 +49,7 @@ func BenchmarkWait(b *testing.B) {
 			}
 			defer pool.Close()
 			clk := &fakeClock{now: testNow}
-			p, err := NewPostgres(Config{Pool: pool, Rate: 20, Now: clk.Now})
+			p, err := NewPostgres(Config{Pool: pool, Rate: bc.rate, Now: clk.Now})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -58,7 +61,7 @@ func BenchmarkWait(b *testing.B) {
 					b.Error(err)
 					return
 				}
-				clk.Advance(w)
+				clk.Advance(2 * w / time.Duration(bc.rate))
 				done()
 			}
 			call() // creates the slots

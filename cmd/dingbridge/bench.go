@@ -14,6 +14,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"runtime/pprof"
 	"slices"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/oauth2"
 
 	"github.com/dingbridge/dingbridge/dingtalk/fake"
@@ -227,13 +229,16 @@ type stepSummary struct {
 // processSummary is what a local provider process spent: this process with
 // -demo (provider, simulator and load generator together), or -pid.
 type processSummary struct {
-	What              string         `json:"what"`
-	CPUSeconds        float64        `json:"cpu_seconds"`
-	CPUMsPerOp        float64        `json:"cpu_ms_per_op"`
-	PeakRSSMB         float64        `json:"peak_rss_mb"`
-	DingTalkCalls     int            `json:"dingtalk_calls,omitempty"`
-	DingTalkCallsPer  float64        `json:"dingtalk_calls_per_op,omitempty"`
-	DingTalkEndpoints map[string]int `json:"dingtalk_endpoints,omitempty"`
+	What       string  `json:"what"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// -demo -database-url on a local server: what Postgres spent (the
+	// postmaster and its processes), which this process's figure leaves out.
+	PostgresCPUSeconds *float64       `json:"postgres_cpu_seconds,omitempty"`
+	CPUMsPerOp         float64        `json:"cpu_ms_per_op"`
+	PeakRSSMB          float64        `json:"peak_rss_mb"`
+	DingTalkCalls      int            `json:"dingtalk_calls,omitempty"`
+	DingTalkCallsPer   float64        `json:"dingtalk_calls_per_op,omitempty"`
+	DingTalkEndpoints  map[string]int `json:"dingtalk_endpoints,omitempty"`
 }
 
 func (r *benchReport) print(w io.Writer) {
@@ -278,6 +283,13 @@ func (r *benchReport) print(w io.Writer) {
 	if p := r.Process; p != nil {
 		fmt.Fprintf(w, "\n%s: %.2f CPU s, %.2f CPU ms per %s, peak RSS %.1f MB\n",
 			p.What, p.CPUSeconds, p.CPUMsPerOp, strings.TrimSuffix(r.Unit, "s"), p.PeakRSSMB)
+		if p.PostgresCPUSeconds != nil {
+			perOp := 0.0
+			if r.Completed > 0 {
+				perOp = *p.PostgresCPUSeconds * 1000 / float64(r.Completed)
+			}
+			fmt.Fprintf(w, "Postgres (local server): %.2f CPU s, %.2f CPU ms per %s\n", *p.PostgresCPUSeconds, perOp, strings.TrimSuffix(r.Unit, "s"))
+		}
 		if p.DingTalkEndpoints != nil {
 			fmt.Fprintf(w, "DingTalk API calls: %d, %.2f per %s", p.DingTalkCalls, p.DingTalkCallsPer, strings.TrimSuffix(r.Unit, "s"))
 			eps := make([]string, 0, len(p.DingTalkEndpoints))
@@ -386,6 +398,8 @@ func bench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchReport,
 	if err != nil {
 		return nil, err
 	}
+	pgPID := localPostgresPID(ctx, o.databaseURL)
+	pgCPU0 := postgresCPU(pgPID)
 	start := time.Now()
 	var results []benchResults
 	if o.scenario == scenarioBurst {
@@ -407,6 +421,7 @@ func bench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchReport,
 	if err != nil {
 		return nil, err
 	}
+	pgCPU1 := postgresCPU(pgPID)
 
 	rep := summarize(o, results, elapsed)
 	rep.Storage = storage
@@ -425,6 +440,10 @@ func bench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchReport,
 	}
 	if o.demo || o.pid != 0 {
 		p := &processSummary{What: "this process (provider + DingTalk simulator + load generator)", CPUSeconds: cpu1 - cpu0}
+		if pgPID != 0 {
+			s := pgCPU1 - pgCPU0
+			p.PostgresCPUSeconds = &s
+		}
 		if o.pid != 0 {
 			p.What = fmt.Sprintf("process %d", o.pid)
 		}
@@ -1137,4 +1156,72 @@ func benchPeakRSS(pid int) (float64, error) {
 		}
 	}
 	return 0, nil
+}
+
+// localPostgresPID returns the postmaster's process id of the database at
+// dbURL when it runs on this machine and its data directory is readable
+// (postmaster.pid), else 0: then no Postgres CPU is reported.
+func localPostgresPID(ctx context.Context, dbURL string) int {
+	if dbURL == "" {
+		return 0
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close(ctx)
+	var dir string
+	if err := conn.QueryRow(ctx, "select current_setting('data_directory')").Scan(&dir); err != nil {
+		return 0
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(raw), "\n", 2)[0]))
+	if err != nil {
+		return 0
+	}
+	return pid
+}
+
+// postgresCPU returns the CPU seconds of the postmaster pid, of the
+// processes it has reaped (cutime, cstime) and of its live children
+// (backends), from /proc; 0 for pid 0.
+func postgresCPU(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	total := 0.0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+		if err != nil {
+			continue
+		}
+		s := string(raw)
+		// After the command name: state (3), ppid (4), …, utime (14),
+		// stime (15), cutime (16), cstime (17), in clock ticks.
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 15 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		if child != pid && ppid != pid {
+			continue
+		}
+		n := 2 // utime, stime
+		if child == pid {
+			n = 4 // and what the processes it reaped spent
+		}
+		for _, v := range f[11 : 11+n] {
+			x, _ := strconv.ParseFloat(v, 64)
+			total += x / 100
+		}
+	}
+	return total
 }
