@@ -98,9 +98,19 @@ type call struct {
 }
 
 func newWindowLimiter(rate float64, now func() time.Time, sleep func(context.Context, time.Duration) error) *windowLimiter {
-	n := max(int(rate), 1)
-	window := time.Duration(math.Ceil(float64(n)*float64(time.Second)/rate)) + windowGuard
+	n, window := LimitWindow(rate)
 	return &windowLimiter{n: n, window: window, now: now, sleep: sleep, history: map[string]*callTimes{}}
+}
+
+// LimitWindow returns the window a limiter of rate calls per second keeps
+// and how many calls it lets through per window, counting each call's
+// window from its answer: n = rate (at least 1), n/rate seconds plus a
+// guard for a DingTalk clock that runs a little fast. The default limiter
+// uses it, and so should a Limiter kept elsewhere (for example one shared
+// by replicas), so that both keep the same limit.
+func LimitWindow(rate float64) (n int, window time.Duration) {
+	n = max(int(rate), 1)
+	return n, time.Duration(math.Ceil(float64(n)*float64(time.Second)/rate)) + windowGuard
 }
 
 // Wait implements Limiter. A wait that cannot end before ctx's deadline

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dingbridge/dingbridge/dingtalk"
+	"github.com/dingbridge/dingbridge/dingtalk/sharedlimit"
 	"github.com/dingbridge/dingbridge/mapping"
 	"github.com/dingbridge/dingbridge/web"
 )
@@ -60,7 +61,7 @@ func providerClients(cfg *Config) ([]ClientConfig, error) {
 
 // mountAdmin serves the console at issuer + "/admin" on r, reaching the
 // provider through r itself.
-func mountAdmin(r chi.Router, cfg *Config, store mapping.Store, logger *slog.Logger) error {
+func mountAdmin(r chi.Router, cfg *Config, store mapping.Store, limits *sharedlimit.Postgres, logger *slog.Logger) error {
 	if !cfg.Admin.Enabled() {
 		logger.Info("admin console off: admin.groups and admin.usernames are empty")
 		return nil
@@ -81,7 +82,7 @@ func mountAdmin(r chi.Router, cfg *Config, store mapping.Store, logger *slog.Log
 	if err != nil {
 		return fmt.Errorf("issuer: %w", err)
 	}
-	dingtalkCorps, err := consoleCorps(cfg, issuer, logger)
+	dingtalkCorps, err := consoleCorps(cfg, issuer, limits, logger)
 	if err != nil {
 		return err
 	}
@@ -147,10 +148,11 @@ func consoleClients(cfg *Config, admin ClientConfig) []web.ClientInfo {
 // consoleCorps describes the configured corps for the console, each with a
 // DingTalk client of its own for the self-check: it fetches a fresh app
 // token on purpose, so it has no use for the sign-in's shared token cache.
-func consoleCorps(cfg *Config, issuer *url.URL, logger *slog.Logger) ([]web.DingTalkCorp, error) {
+// Its calls count against the app's rate limit like the sign-in's.
+func consoleCorps(cfg *Config, issuer *url.URL, limits *sharedlimit.Postgres, logger *slog.Logger) ([]web.DingTalkCorp, error) {
 	out := make([]web.DingTalkCorp, 0, len(cfg.Corps))
 	for i, corp := range cfg.Corps {
-		client, err := dingtalk.New(dingtalkConfig(cfg, corp, logger))
+		client, err := dingtalk.New(dingtalkConfig(cfg, corp, limits, logger))
 		if err != nil {
 			return nil, fmt.Errorf("corps[%d]: %w", i, err)
 		}

@@ -14,17 +14,20 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/oauth2"
 
 	"github.com/dingbridge/dingbridge/dingtalk/fake"
@@ -73,7 +76,12 @@ type benchOptions struct {
 	cpuProfile                             string
 	pid                                    int
 	dingTalkRateLimit                      float64
+	sharedRateLimit                        bool
 	demoAlg                                string
+	// replicas > 1 runs that many bridges on one Postgres (-demo); the
+	// demo fills in their addresses, replicaAddrs[0] being the issuer's.
+	replicas     int
+	replicaAddrs []string
 	// burst: how many sign-ins, arriving evenly over how long.
 	n      int
 	arrive time.Duration
@@ -114,6 +122,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.databaseURL, "database-url", "", "with -demo: keep state in this Postgres database")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process to the file")
 	fs.Float64Var(&o.dingTalkRateLimit, "dingtalk-rate-limit", 20, "with -demo: dingbridge's own limit of calls per second per DingTalk API (dingtalk.rate_limit; at most 1000)")
+	fs.BoolVar(&o.sharedRateLimit, "shared-rate-limit", true, "with -demo -database-url: the bridges keep -dingtalk-rate-limit together, in Postgres (dingtalk.shared_rate_limit)")
+	fs.IntVar(&o.replicas, "replicas", 1, "with -demo -database-url: run this many bridges on the one database, KEK and simulator; each browser sends each request to the next one")
 	fs.StringVar(&o.demoAlg, "id-token-alg", "", "with -demo: the bench clients' id_token_signing_alg (default: the product's, RS256)")
 	fs.IntVar(&o.pid, "pid", 0, "a local provider's process id: report its CPU and peak RSS (Linux)")
 	if code, done := parseFlags(fs, args); done {
@@ -161,6 +171,9 @@ func (o *benchOptions) check() error {
 	if o.databaseURL != "" && !o.demo {
 		return errors.New("-database-url needs -demo")
 	}
+	if o.replicas < 1 || (o.replicas > 1 && o.databaseURL == "") {
+		return errors.New("-replicas must be at least 1, and more than 1 needs -demo -database-url: replicas share state only through Postgres")
+	}
 	if o.demo {
 		if o.issuer != "" || o.clientID != "" {
 			return errors.New("-demo brings its own issuer and clients: leave out -issuer and -client-id")
@@ -193,6 +206,9 @@ type benchReport struct {
 	Process         *processSummary `json:"process,omitempty"`
 	// burst only: calls the simulator refused for DingTalk's rate limit.
 	DingTalkThrottled *int `json:"dingtalk_throttled,omitempty"`
+	// -replicas only: how many bridges, and how many requests each served.
+	Replicas        int     `json:"replicas,omitempty"`
+	ReplicaRequests []int64 `json:"replica_requests,omitempty"`
 }
 
 // latencySummary is in milliseconds.
@@ -213,19 +229,26 @@ type stepSummary struct {
 // processSummary is what a local provider process spent: this process with
 // -demo (provider, simulator and load generator together), or -pid.
 type processSummary struct {
-	What              string         `json:"what"`
-	CPUSeconds        float64        `json:"cpu_seconds"`
-	CPUMsPerOp        float64        `json:"cpu_ms_per_op"`
-	PeakRSSMB         float64        `json:"peak_rss_mb"`
-	DingTalkCalls     int            `json:"dingtalk_calls,omitempty"`
-	DingTalkCallsPer  float64        `json:"dingtalk_calls_per_op,omitempty"`
-	DingTalkEndpoints map[string]int `json:"dingtalk_endpoints,omitempty"`
+	What       string  `json:"what"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// -demo -database-url on a local server: what Postgres spent (the
+	// postmaster and its processes), which this process's figure leaves out.
+	PostgresCPUSeconds *float64       `json:"postgres_cpu_seconds,omitempty"`
+	CPUMsPerOp         float64        `json:"cpu_ms_per_op"`
+	PeakRSSMB          float64        `json:"peak_rss_mb"`
+	DingTalkCalls      int            `json:"dingtalk_calls,omitempty"`
+	DingTalkCallsPer   float64        `json:"dingtalk_calls_per_op,omitempty"`
+	DingTalkEndpoints  map[string]int `json:"dingtalk_endpoints,omitempty"`
 }
 
 func (r *benchReport) print(w io.Writer) {
 	fmt.Fprintf(w, "scenario %s against %s", r.Scenario, r.Issuer)
 	if r.Storage != "" {
-		fmt.Fprintf(w, " (demo, %s)", r.Storage)
+		fmt.Fprintf(w, " (demo, %s", r.Storage)
+		if r.Replicas > 1 {
+			fmt.Fprintf(w, ", %d replicas serving %v requests, each browser alternating", r.Replicas, r.ReplicaRequests)
+		}
+		fmt.Fprint(w, ")")
 	}
 	if r.Scenario == scenarioBurst {
 		fmt.Fprintf(w, ", %d people arriving over the run, all done after %.1fs\n", r.Concurrency, r.DurationSeconds)
@@ -260,6 +283,13 @@ func (r *benchReport) print(w io.Writer) {
 	if p := r.Process; p != nil {
 		fmt.Fprintf(w, "\n%s: %.2f CPU s, %.2f CPU ms per %s, peak RSS %.1f MB\n",
 			p.What, p.CPUSeconds, p.CPUMsPerOp, strings.TrimSuffix(r.Unit, "s"), p.PeakRSSMB)
+		if p.PostgresCPUSeconds != nil {
+			perOp := 0.0
+			if r.Completed > 0 {
+				perOp = *p.PostgresCPUSeconds * 1000 / float64(r.Completed)
+			}
+			fmt.Fprintf(w, "Postgres (local server): %.2f CPU s, %.2f CPU ms per %s\n", *p.PostgresCPUSeconds, perOp, strings.TrimSuffix(r.Unit, "s"))
+		}
 		if p.DingTalkEndpoints != nil {
 			fmt.Fprintf(w, "DingTalk API calls: %d, %.2f per %s", p.DingTalkCalls, p.DingTalkCallsPer, strings.TrimSuffix(r.Unit, "s"))
 			eps := make([]string, 0, len(p.DingTalkEndpoints))
@@ -279,7 +309,9 @@ func (r *benchReport) print(w io.Writer) {
 type benchTarget struct {
 	o         benchOptions
 	transport *http.Transport
-	plain     *http.Client // no cookies, for the back channel
+	served    []atomic.Int64 // requests sent to each replica
+	started   atomic.Uint64  // transports made: where the next one starts
+	plain     *http.Client   // no cookies, for the back channel
 	provider  *oidc.Provider
 	clients   [2]benchClient // the app, and the sso scenario's second app
 	jwksURL   string
@@ -366,6 +398,8 @@ func bench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchReport,
 	if err != nil {
 		return nil, err
 	}
+	pgPID := localPostgresPID(ctx, o.databaseURL)
+	pgCPU0 := postgresCPU(pgPID)
 	start := time.Now()
 	var results []benchResults
 	if o.scenario == scenarioBurst {
@@ -387,9 +421,16 @@ func bench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchReport,
 	if err != nil {
 		return nil, err
 	}
+	pgCPU1 := postgresCPU(pgPID)
 
 	rep := summarize(o, results, elapsed)
 	rep.Storage = storage
+	if o.replicas > 1 {
+		rep.Replicas = o.replicas
+		for i := range t.served {
+			rep.ReplicaRequests = append(rep.ReplicaRequests, t.served[i].Load())
+		}
+	}
 	if o.scenario == scenarioBurst && sim != nil {
 		n := 0
 		for _, e := range benchDingTalkEndpoints {
@@ -399,6 +440,10 @@ func bench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchReport,
 	}
 	if o.demo || o.pid != 0 {
 		p := &processSummary{What: "this process (provider + DingTalk simulator + load generator)", CPUSeconds: cpu1 - cpu0}
+		if pgPID != 0 {
+			s := pgCPU1 - pgCPU0
+			p.PostgresCPUSeconds = &s
+		}
 		if o.pid != 0 {
 			p.What = fmt.Sprintf("process %d", o.pid)
 		}
@@ -457,18 +502,20 @@ func startBenchDemo(ctx context.Context, o *benchOptions, stderr io.Writer) (_ *
 			d.stop()
 		}
 	}()
-	var lns [2]net.Listener
+	// The bridges' listeners, then the simulator's.
+	lns := make([]net.Listener, o.replicas+1)
 	for i := range lns {
 		if lns[i], err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 			return nil, err
 		}
 		closers = append(closers, func() { lns[i].Close() })
 	}
+	simLn := lns[o.replicas]
 	fixture := fake.DefaultFixture()
 	if o.corp == "" {
 		o.corp = fake.DemoCorpID
 	}
-	dtURL := "http://" + lns[1].Addr().String()
+	dtURL := "http://" + simLn.Addr().String()
 	people := 0
 	switch {
 	case o.scenario == scenarioBurst:
@@ -493,6 +540,7 @@ func startBenchDemo(ctx context.Context, o *benchOptions, stderr io.Writer) (_ *
 		cfg.Secrets.KeyEncryptionKey = demoDatabaseKEK // a database may be benched twice
 	}
 	cfg.DingTalk.RateLimit = o.dingTalkRateLimit
+	cfg.DingTalk.SharedRateLimit = &o.sharedRateLimit
 	for _, id := range []string{"bench", "bench-sso"} {
 		cfg.Clients = append(cfg.Clients, ClientConfig{
 			ID: id, Name: id, Secret: randomKey(),
@@ -511,37 +559,49 @@ func startBenchDemo(ctx context.Context, o *benchOptions, stderr io.Writer) (_ *
 	o.clientID, o.clientSecret, o.redirectURI = c1.ID, c1.Secret, c1.RedirectURIs[0]
 	o.client2ID, o.client2Secret, o.redirect2URI = c2.ID, c2.Secret, c2.RedirectURIs[0]
 
-	store, accounts, closeDB, err := demoStores(ctx, o.databaseURL)
-	if err != nil {
-		return nil, err
+	// Each replica is wired as a process of its own would be, with its own
+	// database pool; they share the database, the configuration (KEK,
+	// cookie keys, clients) and the simulator.
+	handlers := []http.Handler{}
+	for i := range o.replicas {
+		store, accounts, closeDB, err := demoStores(ctx, o.databaseURL)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, closeDB)
+		if i == 0 {
+			if _, err := seedDemo(ctx, accounts, &fixture); err != nil && !errors.Is(err, mapping.ErrConflict) {
+				return nil, err
+			}
+		}
+		b, err := buildBridge(ctx, cfg, store, accounts, nil, logger)
+		if err != nil {
+			return nil, err
+		}
+		handlers = append(handlers, b.router)
+		o.replicaAddrs = append(o.replicaAddrs, lns[i].Addr().String())
 	}
-	closers = append(closers, closeDB)
-	if _, err := seedDemo(ctx, accounts, &fixture); err != nil && !errors.Is(err, mapping.ErrConflict) {
-		return nil, err
-	}
-	b, err := buildBridge(ctx, cfg, store, accounts, nil, logger)
-	if err != nil {
-		return nil, err
-	}
-	for i, h := range []http.Handler{b.router, d.sim} {
+	for i, h := range append(handlers, d.sim) {
 		srv := newHTTPServer(h, logger)
 		wg.Go(func() { _ = serveUntilDone(ctx, srv, lns[i], logger) })
 	}
 
-	// Wait until the provider is ready (its signing keys exist).
+	// Wait until every provider is ready (its signing keys exist).
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(issuer + "/healthz/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
+	for _, addr := range o.replicaAddrs {
+		for {
+			resp, err := http.Get("http://" + addr + "/healthz/ready")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
 			}
+			if time.Now().After(deadline) {
+				return nil, errors.New("the demo was not ready within 30s")
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			return nil, errors.New("the demo was not ready within 30s")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	return d, nil
 }
@@ -550,8 +610,9 @@ func newBenchTarget(ctx context.Context, o benchOptions) (*benchTarget, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = 4 * o.concurrency
 	tr.MaxIdleConnsPerHost = 2 * o.concurrency
-	plain := &http.Client{Transport: tr, Timeout: o.timeout}
-	t := &benchTarget{o: o, transport: tr, plain: plain}
+	t := &benchTarget{o: o, transport: tr, served: make([]atomic.Int64, max(len(o.replicaAddrs), 1))}
+	plain := &http.Client{Transport: t.alternate(), Timeout: o.timeout}
+	t.plain = plain
 	pctx := oidc.ClientContext(ctx, plain)
 	p, err := oidc.NewProvider(pctx, o.issuer)
 	if err != nil {
@@ -579,6 +640,44 @@ func newBenchTarget(ctx context.Context, o benchOptions) (*benchTarget, error) {
 	return t, nil
 }
 
+// alternate returns the transport of one browser (or of the back
+// channel): with several replicas, it sends each request for the issuer to
+// the replica after the one the previous request went to, as a load
+// balancer without session affinity would at worst. Nothing a sign-in
+// needs may then live in one replica's memory.
+func (t *benchTarget) alternate() http.RoundTripper {
+	if len(t.o.replicaAddrs) < 2 {
+		return t.transport
+	}
+	u, _ := url.Parse(t.o.issuer)
+	a := &alternating{next: t.transport, host: u.Host, addrs: t.o.replicaAddrs, served: t.served}
+	// Browsers start on different replicas, so that no step of the flow
+	// always lands on the same one.
+	a.n.Store(t.started.Add(1))
+	return a
+}
+
+// alternating is a RoundTripper that spreads requests for host over addrs
+// in turn; the Host header stays host.
+type alternating struct {
+	next   http.RoundTripper
+	host   string
+	addrs  []string
+	served []atomic.Int64
+	n      atomic.Uint64
+}
+
+func (a *alternating) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host != a.host {
+		return a.next.RoundTrip(r)
+	}
+	i := int((a.n.Add(1) - 1) % uint64(len(a.addrs)))
+	a.served[i].Add(1)
+	r2 := r.Clone(r.Context())
+	r2.URL.Host, r2.Host = a.addrs[i], a.host
+	return a.next.RoundTrip(r2)
+}
+
 // benchBrowser is one virtual browser.
 type benchBrowser struct {
 	http         *http.Client // with its cookies, following no redirects
@@ -588,7 +687,7 @@ type benchBrowser struct {
 func (t *benchTarget) newBrowser() *benchBrowser {
 	jar, _ := cookiejar.New(nil)
 	return &benchBrowser{http: &http.Client{
-		Transport: t.transport, Jar: jar, Timeout: t.o.timeout,
+		Transport: t.alternate(), Jar: jar, Timeout: t.o.timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }
@@ -1060,4 +1159,72 @@ func benchPeakRSS(pid int) (float64, error) {
 		}
 	}
 	return 0, nil
+}
+
+// localPostgresPID returns the postmaster's process id of the database at
+// dbURL when it runs on this machine and its data directory is readable
+// (postmaster.pid), else 0: then no Postgres CPU is reported.
+func localPostgresPID(ctx context.Context, dbURL string) int {
+	if dbURL == "" {
+		return 0
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close(ctx)
+	var dir string
+	if err := conn.QueryRow(ctx, "select current_setting('data_directory')").Scan(&dir); err != nil {
+		return 0
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(raw), "\n", 2)[0]))
+	if err != nil {
+		return 0
+	}
+	return pid
+}
+
+// postgresCPU returns the CPU seconds of the postmaster pid, of the
+// processes it has reaped (cutime, cstime) and of its live children
+// (backends), from /proc; 0 for pid 0.
+func postgresCPU(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	total := 0.0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+		if err != nil {
+			continue
+		}
+		s := string(raw)
+		// After the command name: state (3), ppid (4), …, utime (14),
+		// stime (15), cutime (16), cstime (17), in clock ticks.
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 15 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		if child != pid && ppid != pid {
+			continue
+		}
+		n := 2 // utime, stime
+		if child == pid {
+			n = 4 // and what the processes it reaped spent
+		}
+		for _, v := range f[11 : 11+n] {
+			x, _ := strconv.ParseFloat(v, 64)
+			total += x / 100
+		}
+	}
+	return total
 }

@@ -3,9 +3,12 @@ package main
 import (
 	"encoding/json"
 	"flag"
+	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/dingbridge/dingbridge/mapping"
 	"github.com/dingbridge/dingbridge/migrations/pgtest"
 )
 
@@ -109,6 +112,83 @@ func TestBenchDemoBurstUnderDingTalkLimit(t *testing.T) {
 	}
 }
 
+func TestBenchDemoTwoReplicas(t *testing.T) {
+	// Two bridges on one Postgres; every browser sends each request to
+	// the other bridge than the one before: sign-ins still complete, so
+	// nothing a flow needs lives in one replica's memory.
+	rep := benchRun(t, "-demo", "-database-url", pgtest.NewDatabaseURL(t), "-replicas", "2", "-d", "1s", "-c", "4", "-dingtalk-rate-limit", "1000")
+	checkBenchReport(t, rep, "authorize", "login", "upstream", "callback", "token", "verify")
+	if rep.Replicas != 2 || len(rep.ReplicaRequests) != 2 || rep.ReplicaRequests[0] == 0 || rep.ReplicaRequests[1] == 0 {
+		t.Errorf("replicas %d served %v requests, want 2 both serving", rep.Replicas, rep.ReplicaRequests)
+	}
+}
+
+func TestBenchDemoBurstTwoReplicasUnderDingTalkLimit(t *testing.T) {
+	// The burst of TestBenchDemoBurstUnderDingTalkLimit split over two
+	// bridges on one Postgres: their shared limit keeps DingTalk's count
+	// at 20 a second for both together, so DingTalk refuses nothing. (Each
+	// limiting itself, they would send up to 40 a second.)
+	rep := benchRun(t, "-demo", "-database-url", pgtest.NewDatabaseURL(t), "-replicas", "2",
+		"-scenario", "burst", "-n", "30", "-arrive", "500ms")
+	if rep.Completed != 30 || rep.Errors != 0 {
+		t.Errorf("%d of 30 sign-ins completed, %d errors (%v); want all", rep.Completed, rep.Errors, rep.ErrorKinds)
+	}
+	if rep.DingTalkThrottled == nil || *rep.DingTalkThrottled != 0 {
+		t.Errorf("DingTalk throttled = %s, want 0", fmtCount(rep.DingTalkThrottled))
+	}
+	if rep.DurationSeconds < 1 {
+		t.Errorf("the burst took %.2fs, want over 1s: 30 calls to one API at 20/s", rep.DurationSeconds)
+	}
+	if len(rep.ReplicaRequests) != 2 || rep.ReplicaRequests[0] == 0 || rep.ReplicaRequests[1] == 0 {
+		t.Errorf("replicas served %v requests, want both serving", rep.ReplicaRequests)
+	}
+	if p := rep.Process; p == nil || p.DingTalkEndpoints["POST /v1.0/oauth2/userAccessToken"] != 30 {
+		t.Errorf("user token calls = %v, want 30 (one per person)", p)
+	}
+}
+
+func fmtCount(n *int) string {
+	if n == nil {
+		return "none reported"
+	}
+	return strconv.Itoa(*n)
+}
+
+func TestDingTalkLimitsShared(t *testing.T) {
+	// The DingTalk clients share one limit in Postgres when the bridge
+	// runs on it, unless dingtalk.shared_rate_limit is off; the in-memory
+	// demo keeps each client's own.
+	pg := mapping.NewPostgres(pgtest.NewDatabase(t), mapping.Options{})
+	off := false
+	tests := []struct {
+		name     string
+		accounts mapping.Store
+		shared   *bool
+		want     bool
+	}{
+		{"postgres", pg, nil, true},
+		{"postgres, shared_rate_limit false", pg, &off, false},
+		{"memory", mapping.NewMemory(mapping.Options{}), nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := &Config{DingTalk: DingTalkConfig{SharedRateLimit: tt.shared}}
+			cfg.applyDefaults()
+			limits, err := dingTalkLimits(cfg, tt.accounts, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := limits != nil; got != tt.want {
+				t.Errorf("shared limit = %v, want %v", got, tt.want)
+			}
+			dc := dingtalkConfig(cfg, CorpConfig{AppKey: "k"}, limits, slog.New(slog.DiscardHandler))
+			if got := dc.Limiter != nil; got != tt.want {
+				t.Errorf("client config has a limiter = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestBenchRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-scenario", "nope", "-demo"},
@@ -118,6 +198,8 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		{"-demo", "-issuer", "http://127.0.0.1:1"}, // demo brings its own
 		{"-scenario", "burst", "-issuer", "http://127.0.0.1:1", "-client-id", "x", "-redirect-uri", "http://x/cb"}, // burst needs -demo
 		{"-demo", "-scenario", "burst", "-n", "0"},
+		{"-demo", "-replicas", "2"}, // replicas share state only through Postgres
+		{"-demo", "-replicas", "0", "-database-url", "postgres://x/y"},
 	} {
 		var out lockedBuffer
 		if code := run(t.Context(), append([]string{"bench"}, args...), &out, &out); code != exitUsage {

@@ -106,7 +106,10 @@ type DingTalkConfig struct {
 	VerifyMembership  bool          `yaml:"verify_membership"`
 	WorkbenchStartURL string        `yaml:"workbench_start_url"`
 	RateLimit         float64       `yaml:"rate_limit"`
-	ThrottleBudget    time.Duration `yaml:"throttle_budget"`
+	// SharedRateLimit keeps rate_limit for all replicas together, in
+	// Postgres (package dingtalk/sharedlimit), instead of for each replica alone.
+	SharedRateLimit *bool         `yaml:"shared_rate_limit"`
+	ThrottleBudget  time.Duration `yaml:"throttle_budget"`
 }
 
 // CorpConfig is one DingTalk organisation and the internal app dingbridge
@@ -288,6 +291,10 @@ func (c *Config) applyDefaults() {
 	setDefault(&d.QRScriptURL, defaultQRScriptURL)
 	setDefault(&d.ProfileMaxAge, 24*time.Hour)
 	setDefault(&d.RateLimit, 20)
+	if d.SharedRateLimit == nil {
+		on := true
+		d.SharedRateLimit = &on
+	}
 	setDefault(&d.ThrottleBudget, 3*time.Second)
 	o := &c.OIDC
 	setDefault(&o.SessionLifetime, 12*time.Hour)

@@ -122,6 +122,9 @@ func TestParseConfigDefaults(t *testing.T) {
 	if !*cfg.Database.AutoMigrate {
 		t.Error("database.auto_migrate defaults to false, want true")
 	}
+	if !*cfg.DingTalk.SharedRateLimit {
+		t.Error("dingtalk.shared_rate_limit defaults to false, want true")
+	}
 }
 
 func TestParseConfigRejects(t *testing.T) {
@@ -134,6 +137,7 @@ func TestParseConfigRejects(t *testing.T) {
 		{"unknown nested key", strings.Replace(minimal(), "database: {url:", "database: {auto_migrat: true, url:", 1), "field auto_migrat not found"},
 		{"not yaml", "issuer: [", "parse config"},
 		{"wrong type", minimal() + "listen: [1, 2]\n", "parse config"},
+		{"shared_rate_limit not a bool", minimal() + "dingtalk: {shared_rate_limit: sometimes}\n", "parse config"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

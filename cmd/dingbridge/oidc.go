@@ -216,7 +216,11 @@ func buildBridge(ctx context.Context, cfg *Config, store idp.Store, accounts map
 // nil, is part of the readiness check, before the signing keys.
 func buildBridgeWith(ctx context.Context, cfg *Config, store idp.Store, accounts mapping.Store,
 	dbReady func(context.Context) error, m *metrics, logger *slog.Logger) (*bridge, error) {
-	login, err := dingTalkLogin(cfg, accounts, store, m, logger)
+	limits, err := dingTalkLimits(cfg, accounts, logger)
+	if err != nil {
+		return nil, err
+	}
+	login, err := dingTalkLogin(cfg, accounts, store, limits, m, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +249,7 @@ func buildBridgeWith(ctx context.Context, cfg *Config, store idp.Store, accounts
 		return nil, err
 	}
 	mountProvider(r, cfg.Issuer, provider)
-	if err := mountAdmin(r, cfg, accounts, logger); err != nil {
+	if err := mountAdmin(r, cfg, accounts, limits, logger); err != nil {
 		return nil, err
 	}
 	return &bridge{router: r, login: login, metrics: m}, nil

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/dingbridge/dingbridge/dingtalk"
+	"github.com/dingbridge/dingbridge/dingtalk/sharedlimit"
 	"github.com/dingbridge/dingbridge/idp"
 	"github.com/dingbridge/dingbridge/mapping"
 )
@@ -18,9 +22,10 @@ const dingTalkIdleConns = 64
 // dingTalkLogin builds the provider's DingTalk sign-in from the
 // configuration: one DingTalk client per corp, sharing app tokens with the
 // other replicas through tokens (see appTokenCache), and the mapping's
-// resolver with each corp's auto-link and JIT rules. The clients report
-// their calls and rate-limiter waits to m, when it is not nil.
-func dingTalkLogin(cfg *Config, store mapping.ResolverStore, tokens idp.Store, m *metrics, logger *slog.Logger) (*idp.DingTalkConfig, error) {
+// resolver with each corp's auto-link and JIT rules. With limits, the
+// clients take their turns from the rate limit all replicas share. The
+// clients report their calls and rate-limiter waits to m, when it is not nil.
+func dingTalkLogin(cfg *Config, store mapping.ResolverStore, tokens idp.Store, limits *sharedlimit.Postgres, m *metrics, logger *slog.Logger) (*idp.DingTalkConfig, error) {
 	secrets, err := decodeSecrets(cfg.Secrets)
 	if err != nil {
 		return nil, err
@@ -50,11 +55,15 @@ func dingTalkLogin(cfg *Config, store mapping.ResolverStore, tokens idp.Store, m
 	httpClient := &http.Client{Transport: tr}
 	var rules []mapping.Corp
 	for i, corp := range cfg.Corps {
-		dc := dingtalkConfig(cfg, corp, logger)
+		dc := dingtalkConfig(cfg, corp, limits, logger)
 		dc.TokenCache = cache
 		dc.HTTPClient = httpClient
 		if m != nil {
 			dc.Observe, dc.ObserveWait = m.observeDingTalkCall, m.observeLimiterWait
+			if dc.Limiter != nil {
+				// The client observes only its own limiter.
+				dc.Limiter = observedLimiter{dc.Limiter, m.observeLimiterWait}
+			}
 		}
 		client, err := dingtalk.New(dc)
 		if err != nil {
@@ -81,9 +90,16 @@ func dingTalkLogin(cfg *Config, store mapping.ResolverStore, tokens idp.Store, m
 
 // dingtalkConfig turns one configured corp into a DingTalk client config,
 // without a shared token cache: dingTalkLogin adds one to the clients that
-// sign people in.
-func dingtalkConfig(cfg *Config, corp CorpConfig, logger *slog.Logger) dingtalk.Config {
+// sign people in. With limits (see dingTalkLimits), the client takes its
+// turns from the limit all replicas share; otherwise it keeps rate_limit
+// on its own.
+func dingtalkConfig(cfg *Config, corp CorpConfig, limits *sharedlimit.Postgres, logger *slog.Logger) dingtalk.Config {
+	var limiter dingtalk.Limiter
+	if limits != nil {
+		limiter = limits.App(corp.AppKey)
+	}
 	return dingtalk.Config{
+		Limiter:             limiter,
 		APIBaseURL:          cfg.DingTalk.APIBaseURL,
 		OAPIBaseURL:         cfg.DingTalk.OAPIBaseURL,
 		LoginBaseURL:        cfg.DingTalk.LoginBaseURL,
@@ -100,3 +116,48 @@ func dingtalkConfig(cfg *Config, corp CorpConfig, logger *slog.Logger) dingtalk.
 		Logger:              logger,
 	}
 }
+
+// dingTalkLimitMargin is how much longer than dingtalk.timeout a call may
+// stay unanswered in the shared limit before its turn is taken back: the
+// client reports every answer within its timeout, so only a replica that
+// died leaves a turn that long.
+const dingTalkLimitMargin = 10 * time.Second
+
+// dingTalkLimits returns the rate limit the replicas share, in the
+// Postgres database the accounts are in, when dingtalk.shared_rate_limit
+// is on; nil otherwise, and for the in-memory demo, which is one process:
+// then each DingTalk client limits itself.
+func dingTalkLimits(cfg *Config, accounts mapping.Store, logger *slog.Logger) (*sharedlimit.Postgres, error) {
+	pg, ok := accounts.(interface{ Pool() *pgxpool.Pool })
+	if !ok || !*cfg.DingTalk.SharedRateLimit {
+		return nil, nil
+	}
+	return sharedlimit.NewPostgres(sharedlimit.Config{
+		Pool:          pg.Pool(),
+		Rate:          cfg.DingTalk.RateLimit,
+		InFlightLimit: cfg.DingTalk.Timeout + dingTalkLimitMargin,
+		Logger:        logger,
+	})
+}
+
+// observedLimiter reports the waits of a limiter the DingTalk client does
+// not observe itself (the shared one), as the client does for its own: a
+// call let through at once is not reported.
+type observedLimiter struct {
+	dingtalk.Limiter
+	observe func(dingtalk.Wait)
+}
+
+// Wait implements dingtalk.Limiter.
+func (l observedLimiter) Wait(ctx context.Context, endpoint string) (func(), error) {
+	start := time.Now()
+	done, err := l.Limiter.Wait(ctx, endpoint)
+	if waited := time.Since(start); err != nil || waited >= observedWaitFloor {
+		l.observe(dingtalk.Wait{Endpoint: endpoint, Duration: waited, Refused: err != nil})
+	}
+	return done, err
+}
+
+// observedWaitFloor: a shared limiter's Wait always costs a database round
+// trip; only a wait longer than that is the limit at work.
+const observedWaitFloor = 5 * time.Millisecond

@@ -38,7 +38,7 @@ func tokenCacheConfig(t *testing.T, dtURL string) *Config {
 // does: through dingTalkLogin, with the shared store.
 func replicaClient(t *testing.T, cfg *Config, store idp.Store, logger *slog.Logger) *dingtalk.Client {
 	t.Helper()
-	login, err := dingTalkLogin(cfg, mapping.NewMemory(mapping.Options{}), store, nil, logger)
+	login, err := dingTalkLogin(cfg, mapping.NewMemory(mapping.Options{}), store, nil, nil, logger)
 	if err != nil {
 		t.Fatalf("dingTalkLogin: %v", err)
 	}
