@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -25,38 +23,8 @@ import (
 func startReplicas(t *testing.T) (w *signinWorld, replicaB string) {
 	t.Helper()
 	dbURL := pgtest.NewDatabaseURL(t)
-	logs := &lockedBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	any0 := "127.0.0.1:0"
-	dw, err := newDemo(context.Background(), demoAddrs{bridge: any0, dingtalk: any0, app1: any0, app2: any0}, dbURL, logger)
-	if err != nil {
-		t.Fatalf("newDemo: %v", err)
-	}
-	out := &readyWriter{ready: make(chan struct{})}
-	done := make(chan error, 1)
-	go func() { done <- dw.serve(out) }()
-	t.Cleanup(func() {
-		dw.cancel()
-		defer dw.close()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("demo serve: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("demo did not stop within 20s")
-		}
-		if t.Failed() {
-			t.Logf("log:\n%s", logs)
-		}
-	})
-	select {
-	case <-out.ready:
-	case err := <-done:
-		t.Fatalf("demo stopped before it was ready: %v; output:\n%s", err, out.buf.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("demo not ready in 30s; output:\n%s", out.buf.String())
-	}
+	w = startSigninDemoOn(t, dbURL)
+	dw, logger := w.demoWorld, w.logger
 	if _, ok := dw.accounts.(*mapping.Postgres); !ok {
 		t.Fatalf("the demo's accounts are in %T, want Postgres", dw.accounts)
 	}
@@ -71,10 +39,7 @@ func startReplicas(t *testing.T) (w *signinWorld, replicaB string) {
 	}
 	srv := httptest.NewServer(b.router)
 	t.Cleanup(func() { srv.Close(); pool.Close() }) // runs before the demo's cleanup
-	return &signinWorld{
-		demoWorld: dw, bridgeURL: dw.cfg.Issuer, simURL: dw.cfg.DingTalk.APIBaseURL,
-		wikiURL: "http://" + dw.apps[0].ln.Addr().String(), oaURL: "http://" + dw.apps[1].ln.Addr().String(), log: logs,
-	}, srv.URL
+	return w, srv.URL
 }
 
 // consoleAt GETs the console's overview at base (a replica) with the

@@ -26,47 +26,15 @@ import (
 	"github.com/dingbridge/dingbridge/migrations/pgtest"
 )
 
-// startDemoWith runs the demo on loopback ports, with addrs.metrics, state
-// in dbURL ("" for memory) and logger, until the end of the test.
+// startDemoWith runs the demo with a metrics listener at metricsAddr,
+// state in dbURL ("" for memory) and logger, until the end of the test.
 func startDemoWith(t *testing.T, metricsAddr, dbURL string, logger *slog.Logger) *signinWorld {
 	t.Helper()
-	any0 := "127.0.0.1:0"
-	w, err := newDemo(context.Background(), demoAddrs{bridge: any0, dingtalk: any0, app1: any0, app2: any0, metrics: metricsAddr}, dbURL, logger)
-	if err != nil {
-		t.Fatalf("newDemo: %v", err)
+	w := startDemoWorld(t, demoOptions{dbURL: dbURL, metricsAddr: metricsAddr, logger: logger})
+	if metricsAddr != "" && !strings.Contains(w.output.String(), "dingbridge metrics on "+w.metricsURL) {
+		t.Errorf("the demo does not say where its metrics are; output:\n%s", w.output.String())
 	}
-	out := &readyWriter{ready: make(chan struct{})}
-	done := make(chan error, 1)
-	go func() { done <- w.serve(out) }()
-	t.Cleanup(func() {
-		w.cancel()
-		defer w.close()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("demo serve: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("demo did not stop within 20s")
-		}
-	})
-	select {
-	case <-out.ready:
-	case err := <-done:
-		t.Fatalf("demo stopped before it was ready: %v; output:\n%s", err, out.buf.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("demo not ready in 30s; output:\n%s", out.buf.String())
-	}
-	if metricsAddr != "" && !strings.Contains(out.buf.String(), "dingbridge metrics on "+w.metricsURL) {
-		t.Errorf("the demo does not say where its metrics are; output:\n%s", out.buf.String())
-	}
-	return &signinWorld{
-		demoWorld: w,
-		bridgeURL: w.cfg.Issuer,
-		simURL:    w.cfg.DingTalk.APIBaseURL,
-		wikiURL:   "http://" + w.apps[0].ln.Addr().String(),
-		oaURL:     "http://" + w.apps[1].ln.Addr().String(),
-	}
+	return w
 }
 
 // scrape reads /metrics with a plain HTTP client: series (name and labels,

@@ -27,7 +27,9 @@ import (
 type signinWorld struct {
 	*demoWorld
 	bridgeURL, simURL, wikiURL, oaURL string
-	log                               *lockedBuffer
+	log                               *lockedBuffer // what logger wrote
+	logger                            *slog.Logger
+	output                            *lockedBuffer // what the demo printed
 }
 
 // readyWriter closes ready once the demo has printed its last line.
@@ -49,17 +51,35 @@ func (r *readyWriter) Write(p []byte) (int, error) {
 // test. Its log is shown when the test fails.
 func startSigninDemo(t *testing.T) *signinWorld {
 	t.Helper()
-	return startSigninDemoOn(t, "")
+	return startDemoWorld(t, demoOptions{})
 }
 
 // startSigninDemoOn is startSigninDemo keeping everything in the Postgres
 // database at databaseURL (memory when empty), as serve does.
 func startSigninDemoOn(t *testing.T, databaseURL string) *signinWorld {
 	t.Helper()
+	return startDemoWorld(t, demoOptions{dbURL: databaseURL})
+}
+
+// demoOptions vary the demo a test runs.
+type demoOptions struct {
+	dbURL       string       // Postgres; memory when empty
+	metricsAddr string       // the metrics listener; none when empty
+	logger      *slog.Logger // the test's own; a text log shown on failure when nil
+}
+
+// startDemoWorld runs the demo as o says on loopback ports until the end
+// of the test, once it has printed that it is ready. Its log is shown when
+// the test fails.
+func startDemoWorld(t *testing.T, o demoOptions) *signinWorld {
+	t.Helper()
 	logs := &lockedBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := o.logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
 	any0 := "127.0.0.1:0"
-	w, err := newDemo(context.Background(), demoAddrs{bridge: any0, dingtalk: any0, app1: any0, app2: any0}, databaseURL, logger)
+	w, err := newDemo(context.Background(), demoAddrs{bridge: any0, dingtalk: any0, app1: any0, app2: any0, metrics: o.metricsAddr}, o.dbURL, logger)
 	if err != nil {
 		t.Fatalf("newDemo: %v", err)
 	}
@@ -77,7 +97,7 @@ func startSigninDemoOn(t *testing.T, databaseURL string) *signinWorld {
 		case <-time.After(20 * time.Second):
 			t.Errorf("demo did not stop within 20s")
 		}
-		if t.Failed() {
+		if t.Failed() && o.logger == nil {
 			t.Logf("demo log:\n%s", logs)
 		}
 	})
@@ -95,6 +115,8 @@ func startSigninDemoOn(t *testing.T, databaseURL string) *signinWorld {
 		wikiURL:   "http://" + w.apps[0].ln.Addr().String(),
 		oaURL:     "http://" + w.apps[1].ln.Addr().String(),
 		log:       logs,
+		logger:    logger,
+		output:    &out.buf,
 	}
 }
 
