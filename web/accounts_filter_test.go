@@ -73,6 +73,10 @@ func TestAccountsFilter(t *testing.T) {
 			if status != http.StatusBadRequest || !strings.Contains(body, `<p class="error" role="alert" id="error">`+tt.want) {
 				t.Errorf("accounts%s: status %d, want 400 saying %q:\n%s", tt.query[:min(len(tt.query), 30)], status, tt.want, body)
 			}
+			// The invalid value is dropped, so the next search does not repeat it.
+			if !strings.Contains(body, `<input type="hidden" name="status" value="">`) || !strings.Contains(body, `<input type="hidden" name="group" value="">`) {
+				t.Errorf("accounts%s keeps the invalid filter in the search form", tt.query[:min(len(tt.query), 30)])
+			}
 			if listedUsernames(body) != "" {
 				t.Errorf("accounts%s lists %q, want nothing", tt.query[:min(len(tt.query), 30)], listedUsernames(body))
 			}
