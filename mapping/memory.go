@@ -425,7 +425,7 @@ func (t *memTx) searchAccounts(_ context.Context, q textQuery, after []string, l
 		if after != nil && a.Username <= after[0] {
 			continue
 		}
-		if q.matchesAccount(a) {
+		if q.keepsAccount(a) && q.matchesAccount(a) {
 			out = append(out, a)
 			if len(out) == limit {
 				break

@@ -493,6 +493,16 @@ func (t *pgTx) searchAccounts(ctx context.Context, q textQuery, after []string, 
 	if q.needle != "" {
 		where[0] = searchCond(q, `a.search_doc`, `a.search_cjk`, &args)
 	}
+	switch q.status {
+	case StatusEnabled:
+		where = append(where, `a.disabled_at is null`)
+	case StatusDisabled:
+		where = append(where, `a.disabled_at is not null`)
+	}
+	if q.group != "" {
+		args = append(args, q.group)
+		where = append(where, `$`+strconv.Itoa(len(args))+` = any(a.groups)`)
+	}
 	if after != nil {
 		args = append(args, after[0])
 		where = append(where, `a.username > $`+strconv.Itoa(len(args)))

@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"encoding/base64"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +20,12 @@ type Query struct {
 	// (people waiting, directory entries nobody linked yet); empty: both. Account
 	// searches ignore it.
 	Link LinkFilter
+	// Status narrows accounts to enabled or disabled ones; empty: both. Identity
+	// searches ignore it.
+	Status AccountStatus
+	// Group narrows accounts to members of this group, matched exactly (as groups are
+	// stored, trimmed); empty: any. Identity searches ignore it.
+	Group string
 	// Limit is the page size: 1 to MaxPageSize; 0 means DefaultPageSize.
 	Limit int
 	// After is the previous page's Next; empty for the first page.
@@ -44,6 +51,32 @@ func (f LinkFilter) keeps(b Binding) bool {
 		return b.Linked()
 	case LinkUnlinked:
 		return !b.Linked()
+	}
+	return true
+}
+
+// AccountStatus narrows an account search by whether accounts are disabled.
+type AccountStatus string
+
+// Account status filters.
+const (
+	StatusAny      AccountStatus = ""
+	StatusEnabled  AccountStatus = "enabled"
+	StatusDisabled AccountStatus = "disabled"
+)
+
+func (f AccountStatus) valid() bool {
+	return f == StatusAny || f == StatusEnabled || f == StatusDisabled
+}
+
+// keepsAccount reports whether an account passes the status and group filters: the rule
+// both stores implement.
+func (q textQuery) keepsAccount(a Account) bool {
+	switch {
+	case q.status == StatusEnabled && a.Disabled, q.status == StatusDisabled && !a.Disabled:
+		return false
+	case q.group != "" && !slices.Contains(a.Groups, q.group):
+		return false
 	}
 	return true
 }
@@ -170,6 +203,8 @@ type textQuery struct {
 	like    string   // LIKE pattern for pg_trgm, or "" when no trigram can be extracted
 	bigrams []string // for the CJK index, or nil
 	link    LinkFilter
+	status  AccountStatus // account searches only
+	group   string        // account searches only
 }
 
 // prepareText turns search text into what the stores match. Control characters (and so
@@ -287,6 +322,14 @@ func parseQuery(q Query, cursorParts int) (textQuery, int, []string, error) {
 		return textQuery{}, 0, nil, invalid("link", "must be linked, unlinked or empty; got %q", q.Link)
 	}
 	tq.link = q.Link
+	if !q.Status.valid() {
+		return textQuery{}, 0, nil, invalid("status", "must be enabled, disabled or empty; got %q", q.Status)
+	}
+	tq.status = q.Status
+	tq.group = strings.TrimSpace(q.Group)
+	if err := checkText("group", tq.group); err != nil {
+		return textQuery{}, 0, nil, err
+	}
 	limit, err := pageLimit(q.Limit)
 	if err != nil {
 		return textQuery{}, 0, nil, err

@@ -29,6 +29,9 @@ const (
 // Usernames are unique in that form, so "ZhangSan" and "zhangsan" cannot be two accounts.
 func NormalizeUsername(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
+// ValidUsername reports whether s, normalized, is a username an account may have.
+func ValidUsername(s string) bool { return usernamePattern.MatchString(NormalizeUsername(s)) }
+
 // normalizeAccount trims a's fields, lower-cases its username, and sorts and de-duplicates
 // its groups, so that equal accounts compare equal (an import of an export is all no-ops).
 func normalizeAccount(a Account) Account {

@@ -27,22 +27,33 @@ type accountForm struct {
 
 type accountsData struct {
 	Q        string
+	Status   string // "", "enabled" or "disabled": kept across searches and pages
+	Group    string // a group name, matched exactly; kept across searches and pages
 	After    string
 	Accounts []mapping.Account
 	Next     string
 	Form     accountForm
 }
 
-// accounts lists accounts matching ?q, a page at a time.
+// accounts lists accounts matching ?q, a page at a time; ?status=enabled
+// (or disabled) and ?group= narrow them.
 func (s *Server) accounts(w http.ResponseWriter, r *http.Request) {
 	s.renderAccounts(w, r, http.StatusOK, accountForm{}, "")
 }
 
 func (s *Server) renderAccounts(w http.ResponseWriter, r *http.Request, status int, form accountForm, errKey string) {
-	q, after := r.URL.Query().Get("q"), r.URL.Query().Get("after")
-	page, err := s.cfg.Store.SearchAccounts(r.Context(), mapping.Query{Text: q, After: after})
+	v := r.URL.Query()
+	q, after, st, group := v.Get("q"), v.Get("after"), v.Get("status"), v.Get("group")
+	page, err := s.cfg.Store.SearchAccounts(r.Context(), mapping.Query{
+		Text: q, After: after, Status: mapping.AccountStatus(st), Group: group,
+	})
 	p := s.newPage(r, "accounts", "accounts")
-	if errors.Is(err, mapping.ErrInvalid) {
+	var ve *mapping.ValidationError
+	if errors.As(err, &ve) && ve.Field == "status" {
+		p.Error, st = p.T["err_invalid_status"], ""
+	} else if errors.As(err, &ve) && ve.Field == "group" {
+		p.Error, group = p.T["err_invalid_group"], ""
+	} else if errors.Is(err, mapping.ErrInvalid) {
 		p.Error = p.T["err_invalid_search"]
 	} else if err != nil {
 		s.internalError(w, r, err)
@@ -51,7 +62,10 @@ func (s *Server) renderAccounts(w http.ResponseWriter, r *http.Request, status i
 	if errKey != "" {
 		p.Error = p.T[errKey]
 	}
-	p.D = accountsData{Q: q, After: after, Accounts: page.Accounts, Next: page.Next, Form: form}
+	if err != nil && status == http.StatusOK {
+		status = http.StatusBadRequest
+	}
+	p.D = accountsData{Q: q, Status: st, Group: group, After: after, Accounts: page.Accounts, Next: page.Next, Form: form}
 	s.render(w, r, status, "accounts", p)
 }
 

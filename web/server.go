@@ -186,6 +186,7 @@ func (s *Server) Routes() chi.Router {
 		r.Post("/pending/{id}/approve", s.approve)
 		r.Post("/pending/{id}/approve-new", s.approveNew)
 		r.Post("/pending/{id}/reject", s.reject)
+		r.Post("/pending/bulk", s.bulkApprove)
 		r.Get("/import", s.importPage)
 		r.Post("/import", s.upload)
 		r.Get("/import/{id}", s.importJob)

@@ -11,7 +11,7 @@ type texts struct{ zh, en map[string]string }
 var textZH, textEN = mergeTexts(textParts...)
 
 // textParts are the console's text tables.
-var textParts = []texts{{coreZH, coreEN}, {clientsZH, clientsEN}, {accountsZH, accountsEN}, {sessionsZH, sessionsEN}, {importZH, importEN}, {auditZH, auditEN}}
+var textParts = []texts{{coreZH, coreEN}, {clientsZH, clientsEN}, {accountsZH, accountsEN}, {sessionsZH, sessionsEN}, {importZH, importEN}, {auditZH, auditEN}, {bulkZH, bulkEN}}
 
 func mergeTexts(parts ...texts) (zh, en map[string]string) {
 	zh, en = map[string]string{}, map[string]string{}

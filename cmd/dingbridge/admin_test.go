@@ -30,7 +30,13 @@ func hrefs(body, prefix string) []string {
 // simulator's auto-approve: corp picker, then the "cannot scan" link.
 func (w *signinWorld) signInThrough(t *testing.T, c *http.Client, start, userID string) (int, *url.URL, string) {
 	t.Helper()
-	w.sim.SetAutoApprove(fake.DemoCorpID, userID)
+	return w.signInThroughCorp(t, c, start, fake.DemoCorpID, userID)
+}
+
+// signInThroughCorp is signInThrough as userID of corpID.
+func (w *signinWorld) signInThroughCorp(t *testing.T, c *http.Client, start, corpID, userID string) (int, *url.URL, string) {
+	t.Helper()
+	w.sim.SetAutoApprove(corpID, userID)
 	defer w.sim.ClearAutoApprove()
 	status, u, body := fetch(t, c, http.MethodGet, start)
 	for range 3 {
@@ -43,7 +49,7 @@ func (w *signinWorld) signInThrough(t *testing.T, c *http.Client, start, userID 
 		}
 		var picked string
 		for _, h := range hrefs(body, "") {
-			if strings.Contains(h, "corp="+fake.DemoCorpID) {
+			if strings.Contains(h, "corp="+corpID) {
 				picked = h
 			}
 		}

@@ -182,3 +182,71 @@ func testSearchAccounts(t *testing.T, newStore NewStore) {
 		t.Errorf("paging accounts by 2: %v then %v, want two then zhangsan", page, next)
 	}
 }
+
+// testSearchAccountFilters checks the status and group filters of an account search,
+// alone, together, with text and with paging.
+func testSearchAccountFilters(t *testing.T, newStore NewStore) {
+	e := newEnv(t, newStore)
+	ctx := t.Context()
+	e.account("alice", func(a *mapping.Account) { a.Groups = []string{"ops", "staff"} })
+	bob := e.account("bob", func(a *mapping.Account) { a.Groups = []string{"staff"} })
+	carol := e.account("carol", func(a *mapping.Account) { a.Groups = []string{"ops"}; a.DisplayName = "王卡罗" })
+	e.account("dave")
+	e.account("erin", func(a *mapping.Account) { a.Groups = []string{"Ops", "staff-2"} })
+	for _, id := range []string{bob.ID, carol.ID} {
+		_, err := e.s.SetAccountDisabled(ctx, admin, id, true)
+		ok(t, "SetAccountDisabled", err)
+	}
+	usernames := func(p mapping.AccountPage) string {
+		var got []string
+		for _, a := range p.Accounts {
+			got = append(got, a.Username)
+		}
+		return strings.Join(got, " ")
+	}
+	tests := []struct {
+		q    mapping.Query
+		want string
+	}{
+		{mapping.Query{}, "alice bob carol dave erin"},
+		{mapping.Query{Status: mapping.StatusEnabled}, "alice dave erin"},
+		{mapping.Query{Status: mapping.StatusDisabled}, "bob carol"},
+		{mapping.Query{Group: "ops"}, "alice carol"},    // exact: not Ops
+		{mapping.Query{Group: "staff"}, "alice bob"},    // exact: not staff-2
+		{mapping.Query{Group: "  staff "}, "alice bob"}, // trimmed, as groups are stored
+		{mapping.Query{Group: "sta"}, ""},               // no substring match
+		{mapping.Query{Group: "ops", Status: mapping.StatusDisabled}, "carol"},
+		{mapping.Query{Group: "ops", Status: mapping.StatusEnabled}, "alice"},
+		{mapping.Query{Group: "ops", Text: "卡罗"}, "carol"},
+		{mapping.Query{Status: mapping.StatusDisabled, Text: "alice"}, ""},
+		{mapping.Query{Link: mapping.LinkLinked}, "alice bob carol dave erin"}, // account searches ignore Link
+	}
+	for _, tt := range tests {
+		page, err := e.s.SearchAccounts(ctx, tt.q)
+		ok(t, "SearchAccounts", err)
+		if got := usernames(page); got != tt.want {
+			t.Errorf("SearchAccounts(%+v) = %q, want %q", tt.q, got, tt.want)
+		}
+	}
+
+	// Filters hold across pages.
+	var pages []string
+	q := mapping.Query{Status: mapping.StatusEnabled, Limit: 2}
+	for range 5 {
+		page, err := e.s.SearchAccounts(ctx, q)
+		ok(t, "SearchAccounts", err)
+		pages = append(pages, usernames(page))
+		if page.Next == "" {
+			break
+		}
+		q.After = page.Next
+	}
+	if got, want := strings.Join(pages, " | "), "alice dave | erin"; got != want {
+		t.Errorf("enabled pages = %q, want %q", got, want)
+	}
+
+	for _, q := range []mapping.Query{{Status: "maybe"}, {Status: "Disabled"}, {Group: "a\nb"}, {Group: strings.Repeat("g", 1001)}} {
+		_, err := e.s.SearchAccounts(ctx, q)
+		wantIs(t, fmt.Sprintf("SearchAccounts(%+v)", q), err, mapping.ErrInvalid)
+	}
+}

@@ -44,6 +44,7 @@ func RunStoreTests(t *testing.T, newStore NewStore) {
 		{"SearchLinkFilter", testSearchLinkFilter},
 		{"SearchFollowsAccountChanges", testSearchFollowsAccount},
 		{"SearchAccounts", testSearchAccounts},
+		{"SearchAccountFilters", testSearchAccountFilters},
 		{"Pending", testPending},
 		{"PendingDecisions", testPendingDecisions},
 		{"RecordSignIn", testRecordSignIn},
