@@ -175,10 +175,20 @@ func consoleCorps(cfg *Config, issuer *url.URL, limits *sharedlimit.Postgres, lo
 // sign-out at once (ADM-04); in memory for the in-memory demo, which is one
 // process.
 func adminSessions(accounts mapping.Store) web.SessionStore {
-	if pg, ok := accounts.(interface{ Pool() *pgxpool.Pool }); ok {
-		return web.NewPostgresSessions(pg.Pool())
+	if pool := accountsPool(accounts); pool != nil {
+		return web.NewPostgresSessions(pool)
 	}
 	return web.NewMemorySessions()
+}
+
+// accountsPool is the Postgres pool the accounts are kept in, or nil for
+// the in-memory store: the console's sessions and the shared DingTalk rate
+// limit live beside the accounts.
+func accountsPool(accounts mapping.Store) *pgxpool.Pool {
+	if pg, ok := accounts.(*mapping.Postgres); ok {
+		return pg.Pool()
+	}
+	return nil
 }
 
 // inProcess serves requests for the issuer's host with the router itself:

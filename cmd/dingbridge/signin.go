@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/dingbridge/dingbridge/dingtalk"
 	"github.com/dingbridge/dingbridge/dingtalk/sharedlimit"
 	"github.com/dingbridge/dingbridge/idp"
@@ -128,12 +126,12 @@ const dingTalkLimitMargin = 10 * time.Second
 // is on; nil otherwise, and for the in-memory demo, which is one process:
 // then each DingTalk client limits itself.
 func dingTalkLimits(cfg *Config, accounts mapping.Store, logger *slog.Logger) (*sharedlimit.Postgres, error) {
-	pg, ok := accounts.(interface{ Pool() *pgxpool.Pool })
-	if !ok || !*cfg.DingTalk.SharedRateLimit {
+	pool := accountsPool(accounts)
+	if pool == nil || !*cfg.DingTalk.SharedRateLimit {
 		return nil, nil
 	}
 	return sharedlimit.NewPostgres(sharedlimit.Config{
-		Pool:          pg.Pool(),
+		Pool:          pool,
 		Rate:          cfg.DingTalk.RateLimit,
 		InFlightLimit: cfg.DingTalk.Timeout + dingTalkLimitMargin,
 		Logger:        logger,
