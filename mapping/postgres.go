@@ -501,14 +501,19 @@ func (t *pgTx) searchAccounts(ctx context.Context, q textQuery, after []string, 
 	}
 	if q.group != "" {
 		args = append(args, q.group)
-		where = append(where, `$`+strconv.Itoa(len(args))+` = any(a.groups)`)
+		// @> rather than = any(): only @> can read the GIN index of 0011.
+		where = append(where, `a.groups @> array[$`+strconv.Itoa(len(args))+`::text]`)
 	}
 	if after != nil {
 		args = append(args, after[0])
 		where = append(where, `a.username > $`+strconv.Itoa(len(args)))
 	}
+	// Planned for each call's values (an unnamed statement), not once for all: whether a
+	// group's members are best read from its index or by walking usernames depends on how
+	// many it has (see 0011), and a cached generic plan, which cannot see the group, would
+	// pick one way for every group.
 	rows, _ := t.q.Query(ctx, `select `+accountCols+` from accounts a where `+strings.Join(where, " and ")+
-		` order by a.username limit $1`, args...)
+		` order by a.username limit $1`, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
 	return collect(rows, func(r pgx.CollectableRow) (Account, error) { return scanAccount(r) })
 }
 
