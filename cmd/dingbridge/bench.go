@@ -31,7 +31,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/dingbridge/dingbridge/dingtalk/fake"
-	"github.com/dingbridge/dingbridge/mapping"
 )
 
 // dingbridge bench drives complete OpenID Connect sign-ins, as many virtual
@@ -570,7 +569,7 @@ func startBenchDemo(ctx context.Context, o *benchOptions, stderr io.Writer) (_ *
 		}
 		closers = append(closers, closeDB)
 		if i == 0 {
-			if _, err := seedDemo(ctx, accounts, &fixture); err != nil && !errors.Is(err, mapping.ErrConflict) {
+			if _, err := seedDemo(ctx, accounts, &fixture); err != nil {
 				return nil, err
 			}
 		}

@@ -197,9 +197,7 @@ func newDemo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Lo
 	w.closers = append(w.closers, closeDB)
 	w.store, w.accounts = store, accounts
 	people, err := seedDemo(ctx, accounts, &fixture)
-	if errors.Is(err, mapping.ErrConflict) {
-		people = []string{"(the database already holds the demo's people; keeping them)"}
-	} else if err != nil {
+	if err != nil {
 		return nil, err
 	}
 	w.people = people
