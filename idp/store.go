@@ -92,6 +92,10 @@ type Store interface {
 	// EndSession marks a session ended and revokes the tokens issued under
 	// it (tokens whose SessionID is id); idempotent.
 	EndSession(ctx context.Context, id string, now time.Time) error
+	// EndIdentitySessions ends every live session signed in through the
+	// DingTalk identity (corpID, userID) as EndSession does, tokens
+	// included, and returns how many it ended.
+	EndIdentitySessions(ctx context.Context, corpID, userID string, now time.Time) (int, error)
 
 	// SigningKeys returns the stored key set and its version (0 and no keys
 	// when none was ever stored).

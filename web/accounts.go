@@ -296,6 +296,7 @@ func (s *Server) editAccount(w http.ResponseWriter, r *http.Request) {
 		Phone: f.Phone, Groups: splitGroups(f.Groups), Version: f.Version,
 	})
 	if err == nil {
+		s.endConsoleSessionsUnlessAdmin(ctx, a)
 		ok := "ok_saved"
 		if a.Version == f.Version {
 			ok = "ok_unchanged"
@@ -494,6 +495,7 @@ func (s *Server) relink(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, back, err)
 		return
 	}
+	s.endIdentitySessions(ctx, k, b.AccountID)
 	http.Redirect(w, r, back+"?ok=ok_relinked", http.StatusSeeOther)
 }
 
@@ -510,12 +512,13 @@ func (s *Server) setDisabled(w http.ResponseWriter, r *http.Request) {
 		err = &mapping.ConflictError{Reason: mapping.ConflictStale, Version: cur.Version}
 	}
 	if err == nil {
-		_, err = s.cfg.Store.SetAccountDisabled(ctx, s.meta(r, adminFrom(ctx).Account.ID), id, disabled)
+		cur, err = s.cfg.Store.SetAccountDisabled(ctx, s.meta(r, adminFrom(ctx).Account.ID), id, disabled)
 	}
 	if err != nil {
 		s.redirectError(w, r, back, err)
 		return
 	}
+	s.endConsoleSessionsUnlessAdmin(ctx, cur)
 	ok := "ok_enabled"
 	if disabled {
 		ok = "ok_disabled"
@@ -543,6 +546,9 @@ func (s *Server) setIdentityDisabled(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, back, err)
 		return
 	}
+	if disabled {
+		s.endIdentitySessions(ctx, k, b.AccountID)
+	}
 	ok := "ok_identity_enabled"
 	if disabled {
 		ok = "ok_identity_disabled"
@@ -567,6 +573,7 @@ func (s *Server) unlink(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, back, err)
 		return
 	}
+	s.endIdentitySessions(ctx, k, b.AccountID)
 	http.Redirect(w, r, back+"?ok=ok_unlinked", http.StatusSeeOther)
 }
 

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,6 +60,12 @@ type Config struct {
 	// a MemorySessions, which only one replica can use: with several,
 	// give them one PostgresSessions.
 	Sessions SessionStore
+	// EndIdentitySessions, when set, ends the provider's sign-in sessions of
+	// a DingTalk identity and revokes the tokens issued under them. The
+	// console calls it when it disables, unlinks or relinks an identity, so
+	// that the person's next sign-in anywhere goes through the mapping again
+	// instead of going on as the account they were signed in as.
+	EndIdentitySessions func(ctx context.Context, k mapping.Key) error
 }
 
 // Server is the admin console.

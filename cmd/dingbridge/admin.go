@@ -16,6 +16,7 @@ import (
 
 	"github.com/dingbridge/dingbridge/dingtalk"
 	"github.com/dingbridge/dingbridge/dingtalk/sharedlimit"
+	"github.com/dingbridge/dingbridge/idp"
 	"github.com/dingbridge/dingbridge/mapping"
 	"github.com/dingbridge/dingbridge/web"
 )
@@ -61,30 +62,30 @@ func providerClients(cfg *Config) ([]ClientConfig, error) {
 
 // mountAdmin serves the console at issuer + "/admin" on r, reaching the
 // provider through r itself.
-func mountAdmin(r chi.Router, cfg *Config, store mapping.Store, limits *sharedlimit.Postgres, logger *slog.Logger) error {
+func mountAdmin(r chi.Router, cfg *Config, store mapping.Store, limits *sharedlimit.Postgres, provider *idp.Provider, logger *slog.Logger) (*web.Server, error) {
 	if !cfg.Admin.Enabled() {
 		logger.Info("admin console off: admin.groups and admin.usernames are empty")
-		return nil
+		return nil, nil
 	}
 	ac, err := adminClient(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	hashKey, err := deriveKey(cfg.Secrets, "dingbridge admin console cookie hash")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	blockKey, err := deriveKey(cfg.Secrets, "dingbridge admin console cookie block")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	issuer, err := url.Parse(cfg.Issuer)
 	if err != nil {
-		return fmt.Errorf("issuer: %w", err)
+		return nil, fmt.Errorf("issuer: %w", err)
 	}
 	dingtalkCorps, err := consoleCorps(cfg, issuer, limits, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s, err := web.New(web.Config{
 		Issuer: cfg.Issuer, ClientID: ac.ID, ClientSecret: ac.Secret,
@@ -102,12 +103,16 @@ func mountAdmin(r chi.Router, cfg *Config, store mapping.Store, limits *sharedli
 		DingTalkCorps:     dingtalkCorps,
 		SelfCheckInterval: cfg.Admin.SelfCheckInterval,
 		Sessions:          adminSessions(store),
+		EndIdentitySessions: func(ctx context.Context, k mapping.Key) error {
+			_, err := provider.EndDingTalkSessions(ctx, k.CorpID, k.UserID)
+			return err
+		},
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.Mount(strings.TrimRight(issuer.Path, "/")+adminPath, s.Routes())
-	return nil
+	return s, nil
 }
 
 // workbenchPath is where the provider serves a client's DingTalk workbench

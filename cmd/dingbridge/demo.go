@@ -340,6 +340,9 @@ func demoConfig(issuer, dtURL string, fixture *fake.Fixture, apps []*demoApp) *C
 		cfg.Corps = append(cfg.Corps, CorpConfig{
 			ID: corp.ID, Name: corp.Name, AppKey: app.AppKey, AppSecret: app.AppSecret, AgentID: app.AgentID,
 			SNS: SNSConfig{AppID: app.SNSAppID, AppSecret: app.SNSAppSecret},
+			// The simulator pushes contact events (user_leave_org) signed
+			// with these, as DingTalk would to <issuer>/dingtalk/events/<corp>.
+			Events: EventsConfig{Token: app.CallbackToken, AESKey: app.CallbackAESKey},
 		})
 	}
 	for _, app := range apps {

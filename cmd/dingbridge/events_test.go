@@ -23,7 +23,7 @@ func TestUserLeaveEventDisablesTheIdentity(t *testing.T) {
 	cfg := &Config{Corps: []CorpConfig{{ID: corp.ID, AppKey: app.AppKey,
 		Events: EventsConfig{Token: app.CallbackToken, AESKey: app.CallbackAESKey}}}}
 	r := chi.NewRouter()
-	if err := mountEvents(r, cfg, store, slog.New(slog.DiscardHandler)); err != nil {
+	if err := mountEvents(r, cfg, store, sessionEnder{}, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(r)

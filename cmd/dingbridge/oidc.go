@@ -245,11 +245,16 @@ func buildBridgeWith(ctx context.Context, cfg *Config, store idp.Store, accounts
 		}
 		return nil
 	})
-	if err := mountEvents(r, cfg, accounts, logger); err != nil {
+	mountProvider(r, cfg.Issuer, provider)
+	console, err := mountAdmin(r, cfg, accounts, limits, provider, logger)
+	if err != nil {
 		return nil, err
 	}
-	mountProvider(r, cfg.Issuer, provider)
-	if err := mountAdmin(r, cfg, accounts, limits, logger); err != nil {
+	end := sessionEnder{provider: provider}
+	if console != nil {
+		end.console = console
+	}
+	if err := mountEvents(r, cfg, accounts, end, logger); err != nil {
 		return nil, err
 	}
 	return &bridge{router: r, login: login, metrics: m}, nil

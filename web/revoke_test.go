@@ -1,0 +1,140 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/dingbridge/dingbridge/mapping"
+)
+
+// TestConsoleChangeEndsSessionsAtOnce: an administrator whose role another
+// administrator takes away in the console loses their sessions at the save,
+// not on their next request, so that giving the role back at once does not
+// revive them (ADM-04).
+func TestConsoleChangeEndsSessionsAtOnce(t *testing.T) {
+	eachStore(t, nil, func(t *testing.T, c *accountsConsole) {
+		for _, tt := range []struct {
+			name          string
+			demote, again func(t *testing.T, a mapping.Account) url.Values
+			path          string
+		}{
+			{"groups", func(t *testing.T, a mapping.Account) url.Values {
+				f := editForm(a, a.DisplayName)
+				f.Set("groups", "staff")
+				return f
+			}, func(t *testing.T, a mapping.Account) url.Values {
+				f := editForm(a, a.DisplayName)
+				f.Set("groups", "admins")
+				return f
+			}, "/edit"},
+			{"disabled", func(t *testing.T, a mapping.Account) url.Values {
+				return url.Values{"disabled": {"true"}, "version": {strconv.FormatInt(a.Version, 10)}}
+			}, func(t *testing.T, a mapping.Account) url.Values {
+				return url.Values{"disabled": {"false"}, "version": {strconv.FormatInt(a.Version, 10)}}
+			}, "/disabled"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				other, err := c.st.CreateAccount(t.Context(), mapping.Meta{Actor: "test"}, mapping.Account{Username: "admin-" + tt.name, Groups: []string{"admins"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ck, _ := c.signIn(t, other)
+				if !signedIn(t, c.h, ck) {
+					t.Fatal("a fresh session is refused")
+				}
+				for _, step := range []func(*testing.T, mapping.Account) url.Values{tt.demote, tt.again} {
+					if status, loc, body := c.post(t, accountPath(other.ID)+tt.path, step(t, c.account(t, other.ID))); status != http.StatusSeeOther || !strings.Contains(loc, "?ok=") {
+						t.Fatalf("save: %d\n%s", status, body)
+					}
+				}
+				if !c.s.isAdmin(c.account(t, other.ID)) {
+					t.Fatal("the role did not come back")
+				}
+				if signedIn(t, c.h, ck) {
+					t.Error("a session from before the role was taken away works again once it came back")
+				}
+				if !signedIn(t, c.h, c.ck) {
+					t.Error("the administrator who made the change was signed out")
+				}
+			})
+		}
+	})
+}
+
+// TestConsoleIdentityChangeEndsSessions: disabling, unlinking or relinking
+// an identity ends the provider's sign-in sessions of that identity (through
+// Config.EndIdentitySessions) and the console sessions of the account it
+// belonged to; enabling it ends nothing.
+func TestConsoleIdentityChangeEndsSessions(t *testing.T) {
+	eachStore(t, nil, func(t *testing.T, c *accountsConsole) {
+		var ended []mapping.Key
+		c.s.cfg.EndIdentitySessions = func(_ context.Context, k mapping.Key) error {
+			ended = append(ended, k)
+			return nil
+		}
+		// 李四 becomes an administrator, signed in to the console.
+		lisi := c.account(t, c.staff.ID)
+		lisi.Groups = []string{"admins"}
+		if _, err := c.st.UpdateAccount(t.Context(), mapping.Meta{Actor: "test"}, lisi); err != nil {
+			t.Fatal(err)
+		}
+		k := c.lisiID.Key()
+		version := func() string { return strconv.FormatInt(c.binding(t, k).Version, 10) }
+		steps := []struct {
+			name, path string
+			form       func() url.Values
+			ends       bool
+		}{
+			{"disable", "/identity-disabled", func() url.Values {
+				return url.Values{"corp_id": {k.CorpID}, "user_id": {k.UserID}, "version": {version()}, "disabled": {"true"}}
+			}, true},
+			{"enable", "/identity-disabled", func() url.Values {
+				return url.Values{"corp_id": {k.CorpID}, "user_id": {k.UserID}, "version": {version()}, "disabled": {"false"}}
+			}, false},
+			{"relink", "/relink", func() url.Values {
+				return url.Values{"corp_id": {k.CorpID}, "user_id": {k.UserID}, "version": {version()}, "to": {c.admin.Username}}
+			}, true},
+		}
+		owner := lisi.ID
+		for _, st := range steps {
+			ck, _ := c.signIn(t, c.account(t, owner))
+			ended = nil
+			if status, loc, body := c.post(t, accountPath(owner)+st.path, st.form()); status != http.StatusSeeOther || !strings.Contains(loc, "?ok=") {
+				t.Fatalf("%s: %d %s\n%s", st.name, status, loc, body)
+			}
+			wantEnded := []mapping.Key(nil)
+			if st.ends {
+				wantEnded = []mapping.Key{k}
+			}
+			if !slices.Equal(ended, wantEnded) {
+				t.Errorf("%s: provider sessions ended for %v, want %v", st.name, ended, wantEnded)
+			}
+			if owner != c.admin.ID {
+				if got := signedIn(t, c.h, ck); got == st.ends {
+					t.Errorf("%s: console session of the identity's account still signed in = %v, want %v", st.name, got, !st.ends)
+				}
+			}
+			if st.name == "relink" {
+				owner = c.admin.ID
+			}
+		}
+		// Unlink, from 张三 (the signed-in administrator) now: the provider's
+		// sessions of the identity end; 张三, changing their own account,
+		// stays signed in to the console.
+		ended = nil
+		if status, loc, _ := c.post(t, accountPath(owner)+"/unlink", url.Values{"corp_id": {k.CorpID}, "user_id": {k.UserID}, "version": {version()}}); status != http.StatusSeeOther || !strings.Contains(loc, "?ok=") {
+			t.Fatalf("unlink: %d %s", status, loc)
+		}
+		if !slices.Equal(ended, []mapping.Key{k}) {
+			t.Errorf("unlink: provider sessions ended for %v, want %v", ended, k)
+		}
+		if !signedIn(t, c.h, c.ck) {
+			t.Error("unlink of an identity of one's own account signed the administrator out")
+		}
+	})
+}
