@@ -404,11 +404,9 @@ func bench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchReport,
 	if o.scenario == scenarioBurst {
 		results = t.burst(ctx)
 	} else {
-		runCtx, stop := context.WithDeadline(ctx, start.Add(o.duration))
-		defer stop()
 		results = make([]benchResults, o.concurrency)
 		for i, b := range browsers {
-			wg.Go(func() { t.loop(runCtx, b, &results[i]) })
+			wg.Go(func() { t.loop(ctx, start.Add(o.duration), b, &results[i]) })
 		}
 		wg.Wait()
 	}
@@ -735,15 +733,20 @@ func (e *benchError) Error() string { return e.kind + ": " + e.err.Error() }
 
 func failed(kind string, err error) error { return &benchError{kind, err} }
 
-// loop runs operations until ctx ends.
-func (t *benchTarget) loop(ctx context.Context, b *benchBrowser, r *benchResults) {
-	for ctx.Err() == nil {
+// loop runs operations until the deadline (or ctx ends).
+//
+// A browser starts sign-ins until the deadline and finishes the one under
+// way then, which is counted: cutting it off would count nothing for the
+// work the provider did, and make it log errors for requests whose
+// browser went away. The run's elapsed time includes that tail.
+func (t *benchTarget) loop(ctx context.Context, deadline time.Time, b *benchBrowser, r *benchResults) {
+	for ctx.Err() == nil && time.Now().Before(deadline) {
 		var steps benchResults
 		start := time.Now()
 		err := t.once(ctx, b, &steps)
 		d := time.Since(start)
 		if ctx.Err() != nil {
-			return // cut off by the end of the run: not counted
+			return // interrupted (^C): not counted
 		}
 		for name, ds := range steps.steps {
 			for _, d := range ds {
