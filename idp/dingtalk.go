@@ -362,10 +362,12 @@ func (d *dingTalkLogin) callback(w http.ResponseWriter, r *http.Request) {
 		t.outcome = OutcomeStateInvalid
 		return
 	}
-	tx, err := d.p.store.ConsumeUpstream(ctx, hashToken(state), d.p.now())
+	// The transaction and its request in one statement; the request is
+	// checked below, after the transaction, as if read on its own.
+	tx, ar, err := d.p.store.ConsumeUpstreamWithRequest(ctx, hashToken(state), d.p.now())
 	switch {
 	case errors.Is(err, ErrNotFound):
-		d.p.log.InfoContext(ctx, "dingtalk callback refused: state unknown, used or expired", "mode", mode)
+		d.p.log.InfoContext(ctx, "dingtalk callback refused: state unknown, used or expired, or its request gone", "mode", mode)
 		d.p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
 		t.outcome = OutcomeStateInvalid
 		return
@@ -385,8 +387,7 @@ func (d *dingTalkLogin) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t.corpID = tx.CorpID
-	ar, outcome := d.p.pendingRequestOutcome(w, r, tx.AuthRequestID)
-	if outcome != OutcomeOK {
+	if outcome := d.p.checkPending(w, r, ar, nil); outcome != OutcomeOK {
 		t.outcome = outcome
 		return
 	}

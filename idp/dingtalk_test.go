@@ -621,6 +621,38 @@ func TestBR01_BadCallbacks(t *testing.T) {
 			state := d.startWeb(b)
 			return b, d.issuer + "/login/callback/qr?" + url.Values{"authCode": {code(d)}, "state": {state}}.Encode()
 		}},
+		{name: "BR-15 request done through its other state", callback: func(d *dtEnv) (*dtBrowser, string) {
+			// The QR page holds two states of one request: signing in with
+			// the plain link's leaves the QR state unused but its request done.
+			b := d.browser(uaPC, false)
+			body := page(d.t, d.authorize(b.browser, authParams()))
+			qrState, web := attrs(body)["state"], links(body, d.simURL+"/oauth2/auth")
+			if qrState == "" || len(web) != 1 {
+				d.t.Fatalf("QR page: state %q, links to DingTalk %v", qrState, web)
+			}
+			d.sim.SetAutoApprove(fake.DemoCorpID, "zhangsan")
+			resp, err := b.Get(web[0])
+			if err != nil {
+				d.t.Fatal(err)
+			}
+			resp.Body.Close()
+			d.redirectParams(resp, appRedirect)
+			d.sim.ResetCalls()
+			return b, d.issuer + "/login/callback/qr?" + url.Values{"authCode": {code(d)}, "state": {qrState}}.Encode()
+		}},
+		{name: "BR-15 request expired, state live", callback: func(d *dtEnv) (*dtBrowser, string) {
+			b := d.browser(uaDingTalk, true)
+			d.startWeb(b)
+			login := b.visitedPath(d.t, "/login")
+			d.clock.advance(authRequestLifetime - time.Minute)
+			resp, _ := d.get(b, login) // a second try, as the cancelled page offers: a new state
+			u, err := url.Parse(resp.Header.Get("Location"))
+			if resp.StatusCode != http.StatusFound || err != nil {
+				d.t.Fatalf("/login answered %d %q, want a redirect to DingTalk", resp.StatusCode, resp.Header.Get("Location"))
+			}
+			d.clock.advance(time.Minute)
+			return b, d.issuer + "/login/callback/web?" + url.Values{"authCode": {code(d)}, "state": {u.Query().Get("state")}}.Encode()
+		}},
 		{name: "no state", callback: func(d *dtEnv) (*dtBrowser, string) {
 			b := d.browser(uaDingTalk, true)
 			d.startWeb(b)

@@ -368,6 +368,11 @@ func TestOP25_RefreshTokenRotationAndReuse(t *testing.T) {
 	if got := second.header.Get("Cache-Control"); got != "no-store" {
 		t.Errorf("Cache-Control = %q, want no-store", got)
 	}
+	// The refreshed access token is stored with the rotation, and works
+	// until its family dies.
+	if got := e.userinfo(second.str("access_token")); got.status != http.StatusOK {
+		t.Errorf("refreshed access token: userinfo = %d %v, want 200", got.status, got.body)
+	}
 	// RFC-12 / BAD-43: the rotated-away token is a replay; the family dies.
 	wantOAuthError(t, refresh(appID, appSecret, rt1), http.StatusBadRequest, "invalid_grant")
 	wantOAuthError(t, refresh(appID, appSecret, rt2), http.StatusBadRequest, "invalid_grant")

@@ -24,11 +24,13 @@ type Login struct {
 // and max_age finishes it at once; prompt=none without one fails with
 // login_required; anything else goes to the Authenticator.
 func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
-	ar, ok := p.pendingRequest(w, r, r.URL.Query().Get("authRequestID"))
-	if !ok {
+	// The request and the browser's session in one read: a session that
+	// turns out unusable costs nothing more than a request without one.
+	ar, s, err := p.store.AuthRequestWithSession(r.Context(), r.URL.Query().Get("authRequestID"), p.cookies.value(r, cookieSessionID))
+	if p.checkPending(w, r, ar, err) != OutcomeOK {
 		return
 	}
-	if s := p.usableSession(r, ar); s != nil {
+	if s = p.usableSession(r, ar, s); s != nil {
 		t := p.traceSignIn(r, modeSSO)
 		t.corpID = s.DingTalk.CorpID
 		t.outcome = p.complete(w, r, ar, Completion{
@@ -56,36 +58,42 @@ func (p *Provider) pendingRequest(w http.ResponseWriter, r *http.Request, id str
 // sign-in outcome.
 func (p *Provider) pendingRequestOutcome(w http.ResponseWriter, r *http.Request, id string) (*AuthRequest, string) {
 	ar, err := p.store.AuthRequest(r.Context(), id)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
-		return nil, OutcomeStateInvalid
-	case err != nil:
-		p.log.ErrorContext(r.Context(), "load auth request", "err", err)
-		p.pages.error(w, r, http.StatusServiceUnavailable, msgUnavailable)
-		return nil, OutcomeUnavailable
-	case ar.Done || !p.now().Before(ar.ExpiresAt):
-		p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
-		return nil, OutcomeStateInvalid
-	case !p.cookies.sameBrowser(r, ar.BrowserID):
-		p.pages.error(w, r, http.StatusForbidden, msgOtherBrowser)
-		return nil, OutcomeStateInvalid
+	if outcome := p.checkPending(w, r, ar, err); outcome != OutcomeOK {
+		return nil, outcome
 	}
 	return ar, OutcomeOK
 }
 
-// usableSession returns the browser's SSO session if it satisfies ar:
-// alive, not ruled out by prompt=login or max_age (OIDC Core 3.1.2.1), of
-// the subject an id_token_hint names, and of an account that may sign in.
-func (p *Provider) usableSession(r *http.Request, ar *AuthRequest) *Session {
-	id := p.cookies.value(r, cookieSessionID)
-	if id == "" {
-		return nil
+// checkPending checks an authorization request just read (with err, the
+// read's error) as pendingRequestOutcome does, shows the page that says why
+// it cannot be completed, and returns the sign-in's outcome.
+func (p *Provider) checkPending(w http.ResponseWriter, r *http.Request, ar *AuthRequest, err error) string {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
+		return OutcomeStateInvalid
+	case err != nil:
+		p.log.ErrorContext(r.Context(), "load auth request", "err", err)
+		p.pages.error(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		return OutcomeUnavailable
+	case ar.Done || !p.now().Before(ar.ExpiresAt):
+		p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
+		return OutcomeStateInvalid
+	case !p.cookies.sameBrowser(r, ar.BrowserID):
+		p.pages.error(w, r, http.StatusForbidden, msgOtherBrowser)
+		return OutcomeStateInvalid
 	}
-	s, err := p.store.Session(r.Context(), id)
+	return OutcomeOK
+}
+
+// usableSession returns s, the SSO session the browser's cookie names (nil
+// if none), if it satisfies ar: alive, not ruled out by prompt=login or
+// max_age (OIDC Core 3.1.2.1), of the subject an id_token_hint names, and of
+// an account that may sign in.
+func (p *Provider) usableSession(r *http.Request, ar *AuthRequest, s *Session) *Session {
 	now := p.now()
 	switch {
-	case err != nil, s.EndedAt != nil, !now.Before(s.ExpiresAt):
+	case s == nil, s.EndedAt != nil, !now.Before(s.ExpiresAt):
 		return nil
 	case slices.Contains(ar.Prompt, oidc.PromptLogin):
 		return nil
@@ -118,9 +126,9 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, authRequestID 
 	p.finish(w, r, ar, l, false)
 }
 
-// finish is Finish for ar, which the caller loaded with pendingRequest
-// while serving r: reading it again would only cost a round trip, since
-// complete's update checks again that it is pending. accountChecked says
+// finish is Finish for ar, which the caller loaded and checked while
+// serving r: reading it again would only cost a round trip, since the
+// completing update checks again that it is pending. accountChecked says
 // that the caller has just read l's account and found it active (the
 // DingTalk callback: the mapping's resolver refuses a disabled account or
 // identity in the transaction that records the sign-in), so it is not read
@@ -139,24 +147,25 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, ar *AuthReques
 		p.pages.error(w, r, http.StatusForbidden, msgCorpNotAllowed)
 		return OutcomeCorpNotAllowed
 	}
-	sess, ok := p.startSession(w, r, l)
-	if !ok {
-		return OutcomeUnavailable
+	// The new session and the completed request are one write: a request
+	// that cannot be completed (done or expired meanwhile) starts no
+	// session and leaves the browser's current one alone.
+	now := p.now()
+	sess := p.newSession(l, now)
+	code := randomSecret()
+	err := p.store.StartSessionWithCode(ctx, sess, ar.ID, hashToken(code), now.Add(codeLifetime), now)
+	if outcome := p.completeFailed(w, r, err); outcome != OutcomeOK {
+		return outcome
 	}
-	return p.complete(w, r, ar, Completion{
-		Subject: sess.Subject, AuthTime: sess.AuthTime, AMR: sess.AMR, SessionID: sess.ID, DingTalk: sess.DingTalk,
-	})
+	p.endBrowserSession(ctx, r)
+	p.cookies.set(w, r, cookieSessionID, sess.ID)
+	return p.sendCode(w, r, ar, sess.Subject, code)
 }
 
-// startSession starts a new SSO session for l (a new id, so that a session
-// id planted in the browser beforehand is worthless), ends the one the
-// browser had, and points the cookie at the new one; extra cookie values
-// (key, value pairs) are written with it. The caller has checked that the
-// account may sign in. On failure it shows the error page and returns false.
-func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, l Login, extra ...string) (*Session, bool) {
-	ctx := r.Context()
-	now := p.now()
-	s := &Session{
+// newSession is a new SSO session for l, starting at now, under a new id (so
+// that a session id planted in the browser beforehand is worthless).
+func (p *Provider) newSession(l Login, now time.Time) *Session {
+	return &Session{
 		ID:        randomID(),
 		Subject:   l.Subject,
 		AuthTime:  now,
@@ -165,6 +174,16 @@ func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, l Login,
 		CreatedAt: now,
 		ExpiresAt: now.Add(p.sessLife),
 	}
+}
+
+// startSession starts a new SSO session for l (see newSession), ends the
+// one the browser had, and points the cookie at the new one; extra cookie
+// values (key, value pairs) are written with it. The caller has checked
+// that the account may sign in. On failure it shows the error page and
+// returns false.
+func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, l Login, extra ...string) (*Session, bool) {
+	ctx := r.Context()
+	s := p.newSession(l, p.now())
 	if err := p.store.CreateSession(ctx, s); err != nil {
 		p.log.ErrorContext(ctx, "create session", "err", err)
 		p.pages.error(w, r, http.StatusServiceUnavailable, msgUnavailable)
@@ -203,18 +222,32 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *AuthRequ
 			}
 		}
 	}
+	if outcome := p.completeFailed(w, r, err); outcome != OutcomeOK {
+		return outcome
+	}
+	return p.sendCode(w, r, ar, c.Subject, code)
+}
+
+// completeFailed shows the page for a completion of a request that failed
+// with err and returns the sign-in's outcome; OutcomeOK if err is nil.
+func (p *Provider) completeFailed(w http.ResponseWriter, r *http.Request, err error) string {
 	switch {
 	case err == nil:
+		return OutcomeOK
 	case errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound):
 		// Done or expired meanwhile (another tab, a replica): start again.
 		p.pages.error(w, r, http.StatusBadRequest, msgStartAgain)
 		return OutcomeStateInvalid
 	default:
-		p.log.ErrorContext(ctx, "complete auth request", "err", err)
+		p.log.ErrorContext(r.Context(), "complete auth request", "err", err)
 		p.pages.error(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return OutcomeUnavailable
 	}
-	p.log.InfoContext(ctx, "sign-in complete", "client_id", ar.ClientID, "account_id", c.Subject, "auth_request_id", ar.ID)
+}
+
+// sendCode sends the browser back to ar's client with code, for subject.
+func (p *Provider) sendCode(w http.ResponseWriter, r *http.Request, ar *AuthRequest, subject, code string) string {
+	p.log.InfoContext(r.Context(), "sign-in complete", "client_id", ar.ClientID, "account_id", subject, "auth_request_id", ar.ID)
 	p.redirectToClient(w, r, ar.RedirectURI, ar.State, url.Values{"code": {code}})
 	return OutcomeOK
 }

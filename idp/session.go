@@ -3,6 +3,7 @@ package idp
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 )
 
@@ -42,6 +44,11 @@ func newCookies(hashKey, blockKey []byte, secure bool, lifetime time.Duration) (
 		return nil, err
 	}
 	cs := sessions.NewCookieStore(hashKey, blockKey)
+	for _, codec := range cs.Codecs {
+		if sc, ok := codec.(*securecookie.SecureCookie); ok {
+			sc.SetSerializer(cookieSerializer{})
+		}
+	}
 	cs.MaxAge(int(lifetime.Seconds()))
 	cs.Options.HttpOnly = true
 	cs.Options.Secure = secure
@@ -56,8 +63,8 @@ func newCookies(hashKey, blockKey []byte, secure bool, lifetime time.Duration) (
 }
 
 // session returns the request's cookie, decoded; a missing, expired or
-// forged one yields an empty session. Decoding (HMAC, AES and gob) costs
-// more than any other step of a request but the ID token's signature, and
+// forged one yields an empty session. Decoding (HMAC, AES and JSON) costs
+// more than most steps of a request, and
 // one request reads the cookie several times, so a request served through
 // memoize decodes it once. The result is the request's: callers must not
 // change it (set copies it).
@@ -126,4 +133,65 @@ func (c *cookies) browserID(w http.ResponseWriter, r *http.Request) string {
 func (c *cookies) sameBrowser(r *http.Request, hash string) bool {
 	id := c.value(r, cookieBrowserID)
 	return id != "" && subtle.ConstantTimeCompare([]byte(hashToken(id)), []byte(hash)) == 1
+}
+
+// cookieSerializer writes the cookie's values, which are all strings, as a
+// JSON object, and reads that or gorilla/securecookie's default gob. Gob
+// builds a decoder for the map type on every decode, which made it the
+// costliest part of reading the cookie; JSON of a few strings is a fraction
+// of that. Reading gob keeps the cookies issued before the switch working
+// until they are next written (as JSON) or expire, at most the session
+// lifetime later; after that the gob branch is dead and can go. A version
+// without this serializer reads a JSON cookie as undecodable, that is as no
+// cookie: its holder signs in again.
+//
+// The bytes it reads were authenticated (HMAC) and decrypted first, so they
+// are always what one of the two serializers wrote: a JSON object starts
+// with '{', and a gob stream that happened to would fail as JSON and be
+// read as gob.
+type cookieSerializer struct{}
+
+var _ securecookie.Serializer = cookieSerializer{}
+
+// errCookieValue refuses to write a cookie value that is not a string.
+var errCookieValue = errors.New("cookie values must be strings")
+
+// Serialize implements securecookie.Serializer for the session's values
+// (map[any]any with string keys and values).
+func (cookieSerializer) Serialize(src any) ([]byte, error) {
+	values, ok := src.(map[any]any)
+	if !ok {
+		return nil, fmt.Errorf("serialize cookie: %T: %w", src, errCookieValue)
+	}
+	m := make(map[string]string, len(values))
+	for k, v := range values {
+		ks, kok := k.(string)
+		vs, vok := v.(string)
+		if !kok || !vok {
+			return nil, fmt.Errorf("serialize cookie: %w", errCookieValue)
+		}
+		m[ks] = vs
+	}
+	return json.Marshal(m)
+}
+
+// Deserialize implements securecookie.Serializer into a *map[any]any.
+func (cookieSerializer) Deserialize(src []byte, dst any) error {
+	values, ok := dst.(*map[any]any)
+	if !ok {
+		return fmt.Errorf("deserialize cookie into %T: %w", dst, errCookieValue)
+	}
+	if len(src) > 0 && src[0] == '{' {
+		var m map[string]string
+		if err := json.Unmarshal(src, &m); err == nil {
+			if *values == nil {
+				*values = make(map[any]any, len(m))
+			}
+			for k, v := range m {
+				(*values)[k] = v
+			}
+			return nil
+		}
+	}
+	return securecookie.GobEncoder{}.Deserialize(src, dst)
 }

@@ -190,8 +190,16 @@ func (s *storage) createAccessToken(ctx context.Context, req op.TokenRequest, g 
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	now := s.now()
-	t := &AccessToken{
+	t := accessTokenFor(req, g, c, s.now())
+	if err := s.store.CreateAccessToken(ctx, t); err != nil {
+		return "", time.Time{}, tokenCreationError("create access token", err)
+	}
+	return t.ID, t.ExpiresAt, nil
+}
+
+// accessTokenFor is the record of a new access token for req under g.
+func accessTokenFor(req op.TokenRequest, g grantInfo, c *client, now time.Time) *AccessToken {
+	return &AccessToken{
 		ID:        randomID(),
 		GrantID:   g.GrantID,
 		FamilyID:  g.FamilyID,
@@ -206,10 +214,6 @@ func (s *storage) createAccessToken(ctx context.Context, req op.TokenRequest, g 
 		CreatedAt: now,
 		ExpiresAt: now.Add(c.AccessTokenLifetime),
 	}
-	if err := s.store.CreateAccessToken(ctx, t); err != nil {
-		return "", time.Time{}, tokenCreationError("create access token", err)
-	}
-	return t.ID, t.ExpiresAt, nil
 }
 
 // tokenCreationError is the error of a failed token creation. A grant that
@@ -226,7 +230,10 @@ func tokenCreationError(what string, err error) error {
 // CreateAccessAndRefreshTokens starts a refresh family (code grant with
 // offline_access) or rotates the presented refresh token within its family
 // (refresh grant). Rotation is atomic in the store: a token presented twice
-// fails the second time and revokes the family.
+// fails the second time and revokes the family. The access token is stored
+// in the same step as the refresh token (CreateTokens,
+// RotateRefreshTokenWithAccess): one round trip, and never one token
+// without the other.
 func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
 	g, err := s.grantFrom(req)
 	if err != nil {
@@ -257,26 +264,24 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 	}
 	if current == "" {
 		next.FamilyID = randomID()
-		if err := s.store.CreateRefreshToken(ctx, next); err != nil {
-			return "", "", time.Time{}, tokenCreationError("create refresh token", err)
+		g.FamilyID = next.FamilyID
+		at := accessTokenFor(req, g, c, now)
+		if err := s.store.CreateTokens(ctx, next, at); err != nil {
+			return "", "", time.Time{}, tokenCreationError("create refresh and access token", err)
 		}
-	} else {
-		if rr, ok := req.(*refreshRequest); ok {
-			next.FamilyExpiresAt = rr.rt.FamilyExpiresAt // the family's absolute end never moves
-		}
-		if next.ExpiresAt.After(next.FamilyExpiresAt) {
-			next.ExpiresAt = next.FamilyExpiresAt
-		}
-		if err := s.store.RotateRefreshToken(ctx, hashToken(current), next, now); err != nil {
-			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token is no longer valid").WithParent(err)
-		}
+		return at.ID, value, at.ExpiresAt, nil
 	}
-	g.FamilyID = next.FamilyID
-	id, exp, err := s.createAccessToken(ctx, req, g)
-	if err != nil {
-		return "", "", time.Time{}, err
+	if rr, ok := req.(*refreshRequest); ok {
+		next.FamilyExpiresAt = rr.rt.FamilyExpiresAt // the family's absolute end never moves
 	}
-	return id, value, exp, nil
+	if next.ExpiresAt.After(next.FamilyExpiresAt) {
+		next.ExpiresAt = next.FamilyExpiresAt
+	}
+	at := accessTokenFor(req, g, c, now) // stored in the old token's family, which g names
+	if err := s.store.RotateRefreshTokenWithAccess(ctx, hashToken(current), next, at, now); err != nil {
+		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token is no longer valid").WithParent(err)
+	}
+	return at.ID, value, at.ExpiresAt, nil
 }
 
 // TokenRequestByRefreshToken checks a presented refresh token before the

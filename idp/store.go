@@ -3,6 +3,7 @@ package idp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -27,6 +28,18 @@ type Store interface {
 	// It succeeds once: ErrNotFound for an unknown request or one whose
 	// ExpiresAt is not after now, ErrConflict if it is already done.
 	CompleteAuthRequest(ctx context.Context, id string, c Completion, now time.Time) error
+	// AuthRequestWithSession is AuthRequest and Session in one read: the
+	// request with this id (ErrNotFound if there is none) and the session
+	// with sessionID, or nil if there is none (or sessionID is "").
+	AuthRequestWithSession(ctx context.Context, id, sessionID string) (*AuthRequest, *Session, error)
+	// StartSessionWithCode stores the new SSO session sess and, in the same
+	// atomic step, completes the pending request authRequestID with it (as
+	// CompleteAuthRequest with the session's subject, auth time, AMR, id and
+	// DingTalk ids) and saves its code (as SaveCode). Both happen or
+	// neither: ErrNotFound or ErrConflict as CompleteAuthRequest, and
+	// ErrConflict too for a session id or code hash already taken, store
+	// nothing.
+	StartSessionWithCode(ctx context.Context, sess *Session, authRequestID, codeHash string, codeExpiresAt, now time.Time) error
 	// SaveCode attaches the hash of the authorization code issued for a
 	// completed request. A request gets at most one code: ErrConflict
 	// otherwise; ErrNotFound if the request is unknown.
@@ -65,6 +78,11 @@ type Store interface {
 	// or a standalone one). A revoked grant is ErrGrantRevoked, as for
 	// CreateAccessToken.
 	CreateRefreshToken(ctx context.Context, t *RefreshToken) error
+	// CreateTokens is CreateRefreshToken(rt) and CreateAccessToken(at) as
+	// one atomic step: both are stored or neither. at must be of rt's grant
+	// and family. A revoked grant is ErrGrantRevoked; a taken hash or id
+	// is ErrConflict.
+	CreateTokens(ctx context.Context, rt *RefreshToken, at *AccessToken) error
 	// RefreshToken returns the refresh token with this hash, used, revoked
 	// or not; ErrNotFound if there is none.
 	RefreshToken(ctx context.Context, hash string) (*RefreshToken, error)
@@ -77,6 +95,13 @@ type Store interface {
 	// succeed but for next.GrantID naming a revoked grant (as for
 	// CreateAccessToken) changes nothing and returns ErrGrantRevoked.
 	RotateRefreshToken(ctx context.Context, oldHash string, next *RefreshToken, now time.Time) error
+	// RotateRefreshTokenWithAccess is RotateRefreshToken that also stores
+	// at, issued from next, in the same atomic step: at is stored exactly
+	// when the rotation succeeds, in the old token's family whatever
+	// at.FamilyID says. at must be of next's grant. Its errors are
+	// RotateRefreshToken's, and a taken access token id is ErrConflict
+	// (nothing changes).
+	RotateRefreshTokenWithAccess(ctx context.Context, oldHash string, next *RefreshToken, at *AccessToken, now time.Time) error
 	// RevokeRefreshFamily revokes every refresh token of a family and every
 	// access token issued from it (idempotent).
 	RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) error
@@ -121,6 +146,11 @@ type Store interface {
 	// exactly one succeeds; an unknown, already used or expired (ExpiresAt
 	// not after now) transaction is ErrNotFound.
 	ConsumeUpstream(ctx context.Context, stateHash string, now time.Time) (*Upstream, error)
+	// ConsumeUpstreamWithRequest is ConsumeUpstream that also returns, read
+	// in the same step, the auth request the transaction names, whatever its
+	// state (the caller checks it). A transaction whose request is gone is
+	// ErrNotFound too, and is used up all the same.
+	ConsumeUpstreamWithRequest(ctx context.Context, stateHash string, now time.Time) (*Upstream, *AuthRequest, error)
 
 	// ProfileRefreshedAt returns when the DingTalk directory profile of
 	// (corpID, userID) was last fetched; ErrNotFound if never.
@@ -293,4 +323,20 @@ type SigningKey struct {
 type KeySet struct {
 	Version int64
 	Keys    []SigningKey
+}
+
+// sessionCompletion is the completion of an authorization request by the
+// sign-in that started sess.
+func sessionCompletion(sess *Session) Completion {
+	return Completion{Subject: sess.Subject, AuthTime: sess.AuthTime, AMR: sess.AMR, SessionID: sess.ID, DingTalk: sess.DingTalk}
+}
+
+// samePair checks that an access token stored together with a refresh
+// token belongs to its grant (and, when family is set, to its family): the
+// stores check the grant of the pair once, for both.
+func samePair(rt *RefreshToken, at *AccessToken, family bool) error {
+	if at.GrantID != rt.GrantID || (family && at.FamilyID != rt.FamilyID) {
+		return fmt.Errorf("access token %s is not of refresh token %s's grant and family", at.ID, rt.ID)
+	}
+	return nil
 }

@@ -104,6 +104,47 @@ func (s *MemoryStore) CompleteAuthRequest(_ context.Context, id string, c Comple
 	return nil
 }
 
+// AuthRequestWithSession implements Store.
+func (s *MemoryStore) AuthRequestWithSession(_ context.Context, id, sessionID string) (*AuthRequest, *Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.requests[id]
+	if !ok {
+		return nil, nil, ErrNotFound
+	}
+	var sess *Session
+	if stored, ok := s.sessions[sessionID]; ok {
+		sess = copySession(stored)
+	}
+	return copyAuthRequest(&r.AuthRequest), sess, nil
+}
+
+// StartSessionWithCode implements Store: every check comes before the first
+// change, so a refusal stores nothing.
+func (s *MemoryStore) StartSessionWithCode(_ context.Context, sess *Session, authRequestID, codeHash string, codeExpiresAt, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.requests[authRequestID]
+	switch {
+	case !ok, !r.ExpiresAt.After(now):
+		return ErrNotFound
+	case r.Done:
+		return ErrConflict
+	}
+	if _, taken := s.sessions[sess.ID]; taken {
+		return ErrConflict
+	}
+	if _, taken := s.codes[codeHash]; taken {
+		return ErrConflict
+	}
+	s.sessions[sess.ID] = copySession(sess)
+	r.Done = true
+	r.Completion = copyCompletion(sessionCompletion(sess))
+	r.codeHash, r.codeExpiresAt = codeHash, storedTime(codeExpiresAt)
+	s.codes[codeHash] = authRequestID
+	return nil
+}
+
 // SaveCode implements Store. A request that is not done yet gets no code
 // (ErrConflict): a code must never stand for an unauthenticated request.
 func (s *MemoryStore) SaveCode(_ context.Context, authRequestID, codeHash string, expiresAt time.Time) error {
@@ -201,6 +242,29 @@ func (s *MemoryStore) CreateRefreshToken(_ context.Context, t *RefreshToken) err
 	return s.createRefreshLocked(t)
 }
 
+// CreateTokens implements Store: every check comes before the first change,
+// so a refusal stores nothing.
+func (s *MemoryStore) CreateTokens(_ context.Context, rt *RefreshToken, at *AccessToken) error {
+	if err := samePair(rt, at, true); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.grantRevokedLocked(rt.GrantID) {
+		return ErrGrantRevoked
+	}
+	if _, ok := s.refresh[rt.Hash]; ok || s.refreshIDs[rt.ID] {
+		return ErrConflict
+	}
+	if _, ok := s.access[at.ID]; ok {
+		return ErrConflict
+	}
+	s.refresh[rt.Hash] = copyRefreshToken(rt)
+	s.refreshIDs[rt.ID] = true
+	s.access[at.ID] = copyAccessToken(at)
+	return nil
+}
+
 // grantRevokedLocked reports whether grantID names an auth request whose
 // grant a code replay revoked. An empty grantID, or one naming no request,
 // is not revoked.
@@ -237,6 +301,23 @@ func (s *MemoryStore) RefreshToken(_ context.Context, hash string) (*RefreshToke
 func (s *MemoryStore) RotateRefreshToken(_ context.Context, oldHash string, next *RefreshToken, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.rotateLocked(oldHash, next, nil, now)
+}
+
+// RotateRefreshTokenWithAccess implements Store: at is stored with next,
+// in the old token's family, or not at all.
+func (s *MemoryStore) RotateRefreshTokenWithAccess(_ context.Context, oldHash string, next *RefreshToken, at *AccessToken, now time.Time) error {
+	if err := samePair(next, at, false); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rotateLocked(oldHash, next, at, now)
+}
+
+// rotateLocked rotates oldHash into next and, unless at is nil, stores at
+// in the same family. Every check comes before the first change.
+func (s *MemoryStore) rotateLocked(oldHash string, next *RefreshToken, at *AccessToken, now time.Time) error {
 	old, ok := s.refresh[oldHash]
 	switch {
 	case !ok:
@@ -250,12 +331,22 @@ func (s *MemoryStore) RotateRefreshToken(_ context.Context, oldHash string, next
 	case s.grantRevokedLocked(next.GrantID):
 		return ErrGrantRevoked
 	}
+	if at != nil {
+		if _, taken := s.access[at.ID]; taken {
+			return ErrConflict
+		}
+	}
 	n := *next
 	n.FamilyID = old.FamilyID
 	if err := s.createRefreshLocked(&n); err != nil {
 		return err
 	}
 	old.UsedAt = storedTimePtr(&now)
+	if at != nil {
+		a := copyAccessToken(at)
+		a.FamilyID = old.FamilyID
+		s.access[a.ID] = a
+	}
 	return nil
 }
 
@@ -440,6 +531,23 @@ func (s *MemoryStore) ConsumeUpstream(_ context.Context, stateHash string, now t
 	u.used = true
 	c := u.Upstream
 	return &c, nil
+}
+
+// ConsumeUpstreamWithRequest implements Store.
+func (s *MemoryStore) ConsumeUpstreamWithRequest(_ context.Context, stateHash string, now time.Time) (*Upstream, *AuthRequest, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.upstreams[stateHash]
+	if !ok || u.used || !u.ExpiresAt.After(now) {
+		return nil, nil, ErrNotFound
+	}
+	u.used = true
+	r, ok := s.requests[u.AuthRequestID]
+	if !ok {
+		return nil, nil, ErrNotFound
+	}
+	c := u.Upstream
+	return &c, copyAuthRequest(&r.AuthRequest), nil
 }
 
 // ProfileRefreshedAt implements Store.

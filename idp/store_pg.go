@@ -64,15 +64,24 @@ const authRequestColumns = `id, client_id, redirect_uri, scopes, state, nonce, r
 	login_hint, hint_subject, browser_id, created_at, expires_at,
 	done, subject, auth_time, amr, session_id, dingtalk_corp_id, dingtalk_user_id, dingtalk_union_id`
 
-func scanAuthRequest(row pgx.Row) (*AuthRequest, error) {
+// scanAuthRequest scans authRequestColumns from row, followed by after
+// (the columns of another table read with the request).
+func scanAuthRequest(row pgx.Row, after ...any) (*AuthRequest, error) {
+	return scanAuthRequestAmid(row, nil, after)
+}
+
+// scanAuthRequestAmid scans authRequestColumns from row, preceded by before
+// and followed by after.
+func scanAuthRequestAmid(row pgx.Row, before, after []any) (*AuthRequest, error) {
 	var (
 		ar       AuthRequest
 		authTime *time.Time
 	)
-	err := row.Scan(&ar.ID, &ar.ClientID, &ar.RedirectURI, &ar.Scopes, &ar.State, &ar.Nonce, &ar.ResponseType,
+	dst := append(before, &ar.ID, &ar.ClientID, &ar.RedirectURI, &ar.Scopes, &ar.State, &ar.Nonce, &ar.ResponseType,
 		&ar.ResponseMode, &ar.CodeChallenge, &ar.CodeChallengeMethod, &ar.Prompt, &ar.MaxAge, &ar.UILocales,
 		&ar.LoginHint, &ar.HintSubject, &ar.BrowserID, &ar.CreatedAt, &ar.ExpiresAt,
 		&ar.Done, &ar.Subject, &authTime, &ar.AMR, &ar.SessionID, &ar.DingTalk.CorpID, &ar.DingTalk.UserID, &ar.DingTalk.UnionID)
+	err := row.Scan(append(dst, after...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +119,33 @@ func (s *PostgresStore) AuthRequest(ctx context.Context, id string) (*AuthReques
 		return nil, dbError("select auth request", err)
 	}
 	return ar, nil
+}
+
+// authRequestWithSessionSQL reads the request and, beside it, the session
+// (null columns when there is none). The subqueries keep the two tables'
+// like-named columns apart.
+const authRequestWithSessionSQL = `
+select ar.*, s.* from (select ` + authRequestColumns + ` from auth_requests where id = $1) ar
+left join (select ` + sessionColumns + ` from sso_sessions where id = $2) s on true`
+
+// AuthRequestWithSession implements Store: one statement.
+func (s *PostgresStore) AuthRequestWithSession(ctx context.Context, id, sessionID string) (*AuthRequest, *Session, error) {
+	var (
+		sess                               Session
+		sessID, subject, corp, user, union *string
+		authTime, createdAt, expiresAt     *time.Time
+	)
+	ar, err := scanAuthRequest(s.pool.QueryRow(ctx, authRequestWithSessionSQL, id, sessionID), // the session's columns after the request's
+		&sessID, &subject, &authTime, &sess.AMR, &corp, &user, &union, &createdAt, &expiresAt, &sess.EndedAt)
+	if err != nil {
+		return nil, nil, dbError("select auth request and session", err)
+	}
+	if sessID == nil {
+		return ar, nil, nil
+	}
+	sess.ID, sess.Subject, sess.DingTalk = *sessID, *subject, DingTalkIDs{CorpID: *corp, UserID: *user, UnionID: *union}
+	sess.AuthTime, sess.CreatedAt, sess.ExpiresAt = *authTime, *createdAt, *expiresAt
+	return ar, normalizeSession(&sess), nil
 }
 
 const (
@@ -175,6 +211,38 @@ func (s *PostgresStore) CompleteAuthRequestWithCode(ctx context.Context, id stri
 		return nil
 	}
 	return s.notCompleted(ctx, id, now)
+}
+
+// startSessionWithCodeSQL is completeWithCodeSQL and createSessionSQL in
+// one statement, the completion taking its values from the session ($5…
+// $14, createSessionSQL's columns): the session is inserted only if the
+// update completed the request, and a failed insert (a taken id) undoes
+// the update. So a sign-in's last write is one round trip, and a request
+// that could not be completed leaves no session behind.
+const startSessionWithCodeSQL = `
+with a as (
+	update auth_requests
+	set done = true, subject = $6, auth_time = $7, amr = $8, session_id = $5,
+		dingtalk_corp_id = $9, dingtalk_user_id = $10, dingtalk_union_id = $11,
+		code_hash = $3, code_expires_at = $4
+	where id = $1 and not done and expires_at > $2
+	returning id
+)
+insert into sso_sessions (` + sessionColumns + `)
+select $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 from a`
+
+// StartSessionWithCode implements Store.
+func (s *PostgresStore) StartSessionWithCode(ctx context.Context, sess *Session, authRequestID, codeHash string, codeExpiresAt, now time.Time) error {
+	tag, err := s.pool.Exec(ctx, startSessionWithCodeSQL, authRequestID, now, codeHash, codeExpiresAt,
+		sess.ID, sess.Subject, sess.AuthTime, textArray(sess.AMR), sess.DingTalk.CorpID, sess.DingTalk.UserID, sess.DingTalk.UnionID,
+		sess.CreatedAt, sess.ExpiresAt, sess.EndedAt)
+	if err != nil {
+		return dbError("start session and complete auth request", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	return s.notCompleted(ctx, authRequestID, now)
 }
 
 const (
@@ -345,13 +413,17 @@ const (
 
 // CreateAccessToken implements Store. An id already taken is ErrConflict.
 func (s *PostgresStore) CreateAccessToken(ctx context.Context, t *AccessToken) error {
-	err := s.createInGrant(ctx, t.GrantID, createAccessTokenSQL, createAccessTokenInGrantSQL,
-		t.ID, t.GrantID, t.FamilyID, t.SessionID, t.ClientID, t.Subject, textArray(t.Scopes), textArray(t.Audience),
-		t.AuthTime, textArray(t.AMR), t.DingTalk.CorpID, t.DingTalk.UserID, t.DingTalk.UnionID, t.CreatedAt, t.ExpiresAt, t.RevokedAt)
+	err := s.createInGrant(ctx, t.GrantID, createAccessTokenSQL, createAccessTokenInGrantSQL, accessTokenArgs(t)...)
 	if err != nil {
 		return dbError("insert access token", err)
 	}
 	return nil
+}
+
+// accessTokenArgs are the arguments of createAccessTokenSQL.
+func accessTokenArgs(t *AccessToken) []any {
+	return []any{t.ID, t.GrantID, t.FamilyID, t.SessionID, t.ClientID, t.Subject, textArray(t.Scopes), textArray(t.Audience),
+		t.AuthTime, textArray(t.AMR), t.DingTalk.CorpID, t.DingTalk.UserID, t.DingTalk.UnionID, t.CreatedAt, t.ExpiresAt, t.RevokedAt}
 }
 
 // createInGrant inserts a token of grantID with checkedSQL: one statement
@@ -439,6 +511,37 @@ func (s *PostgresStore) CreateRefreshToken(ctx context.Context, t *RefreshToken)
 	return nil
 }
 
+// createTokensSQL is createRefreshTokenInGrantSQL ($1…$19) and, for the
+// same grant, createAccessTokenSQL ($20…$35) in one statement: the grant's
+// row is held FOR SHARE (g, as in createInGrant) until both inserts commit,
+// and the access token is inserted only with the refresh token.
+const createTokensSQL = `with ` + grantOf4 + `,
+r as (
+	insert into refresh_tokens (` + refreshTokenColumns + `)
+	select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19
+	where not exists (select from g where revoked)
+	returning hash
+)
+insert into access_tokens (` + accessTokenColumns + `)
+select $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35 from r`
+
+// CreateTokens implements Store: one statement, so one transaction and one
+// round trip. A revoked grant inserts neither token.
+func (s *PostgresStore) CreateTokens(ctx context.Context, rt *RefreshToken, at *AccessToken) error {
+	if err := samePair(rt, at, true); err != nil {
+		return err
+	}
+	args := append(refreshTokenArgs(rt, rt.FamilyID), accessTokenArgs(at)...)
+	tag, err := s.pool.Exec(ctx, createTokensSQL, args...)
+	switch {
+	case err != nil:
+		return dbError("insert refresh and access token", err)
+	case tag.RowsAffected() == 0:
+		return fmt.Errorf("insert refresh and access token: %w", ErrGrantRevoked)
+	}
+	return nil
+}
+
 // refreshTokenArgs are the arguments of createRefreshTokenSQL: t, in familyID.
 func refreshTokenArgs(t *RefreshToken, familyID string) []any {
 	return []any{t.Hash, t.ID, familyID, t.GrantID, t.SessionID, t.ClientID, t.Subject, textArray(t.Scopes), textArray(t.Audience),
@@ -485,6 +588,26 @@ u as (
 insert into refresh_tokens (` + refreshTokenColumns + `)
 select $3, $4, u.family_id, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20 from u`
 
+	// rotateWithAccessSQL is rotateRefreshTokenSQL that also inserts the
+	// access token issued from next ($21…$35: createAccessTokenSQL's
+	// columns but the family) into the same family, from the inserted
+	// row, so exactly when the rotation happens; a failed insert (a taken
+	// id) undoes the whole rotation.
+	rotateWithAccessSQL = `with g as (select grant_revoked_at is not null as revoked from auth_requests where id = $5 for share),
+u as (
+	update refresh_tokens set used_at = $2
+	where hash = $1 and used_at is null and revoked_at is null and expires_at > $2 and family_expires_at > $2
+		and not exists (select from g where revoked)
+	returning family_id
+),
+n as (
+	insert into refresh_tokens (` + refreshTokenColumns + `)
+	select $3, $4, u.family_id, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20 from u
+	returning family_id
+)
+insert into access_tokens (` + accessTokenColumns + `)
+select $21, $22, n.family_id, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35 from n`
+
 	// refreshTokenStateSQL tells why a rotation changed nothing: whether
 	// the old token was used, whether it is still usable, and whether
 	// next's grant ($3) is revoked.
@@ -510,12 +633,34 @@ from refresh_tokens where hash = $1`
 // token and a revoked grant never become usable again. Revoking a replayed
 // token's family happens after it, in a transaction of its own.
 func (s *PostgresStore) RotateRefreshToken(ctx context.Context, oldHash string, next *RefreshToken, now time.Time) error {
+	return s.rotate(ctx, oldHash, next, nil, now)
+}
+
+// RotateRefreshTokenWithAccess implements Store: RotateRefreshToken's one
+// statement with the access token's insert added (rotateWithAccessSQL).
+func (s *PostgresStore) RotateRefreshTokenWithAccess(ctx context.Context, oldHash string, next *RefreshToken, at *AccessToken, now time.Time) error {
+	if err := samePair(next, at, false); err != nil {
+		return err
+	}
+	return s.rotate(ctx, oldHash, next, at, now)
+}
+
+// rotate rotates oldHash into next and, unless at is nil, inserts at in
+// the same statement.
+func (s *PostgresStore) rotate(ctx context.Context, oldHash string, next *RefreshToken, at *AccessToken, now time.Time) error {
 	// next's arguments without its family, which the statement takes from
 	// the old token: $3, $4, then $5 on.
 	nextArgs := refreshTokenArgs(next, "")
 	args := append([]any{oldHash, now}, nextArgs[:2]...)
 	args = append(args, nextArgs[3:]...)
-	tag, err := s.pool.Exec(ctx, rotateRefreshTokenSQL, args...)
+	sql := rotateRefreshTokenSQL
+	if at != nil {
+		// at's arguments without its family, likewise: $21, $22, then $23 on.
+		atArgs := accessTokenArgs(at)
+		args = append(append(args, atArgs[:2]...), atArgs[3:]...)
+		sql = rotateWithAccessSQL
+	}
+	tag, err := s.pool.Exec(ctx, sql, args...)
 	if err != nil {
 		return dbError("rotate refresh token", err)
 	}
@@ -594,10 +739,15 @@ func (s *PostgresStore) Session(ctx context.Context, id string) (*Session, error
 	if err != nil {
 		return nil, dbError("select session", err)
 	}
+	return normalizeSession(&sess), nil
+}
+
+// normalizeSession makes a scanned session what both stores return.
+func normalizeSession(sess *Session) *Session {
 	sess.AMR = emptyNil(sess.AMR)
 	sess.AuthTime, sess.CreatedAt, sess.ExpiresAt = sess.AuthTime.UTC(), sess.CreatedAt.UTC(), sess.ExpiresAt.UTC()
 	sess.EndedAt = utcPtr(sess.EndedAt)
-	return &sess, nil
+	return sess
 }
 
 // endSessionSQL keeps the first end time; it updates the row whether or not
@@ -828,6 +978,31 @@ func (s *PostgresStore) ConsumeUpstream(ctx context.Context, stateHash string, n
 	}
 	u.CreatedAt, u.ExpiresAt = u.CreatedAt.UTC(), u.ExpiresAt.UTC()
 	return &u, nil
+}
+
+// consumeUpstreamWithRequestSQL is consumeUpstreamSQL joined with the
+// auth request the transaction names. The update runs to completion
+// whatever the join finds (a data-modifying WITH always does), so a
+// transaction whose request is gone is used up and returns no row.
+const consumeUpstreamWithRequestSQL = `
+with u as (
+	update upstream_transactions set used_at = $2
+	where state_hash = $1 and used_at is null and expires_at > $2
+	returning state_hash, auth_request_id, browser_id, mode, corp_id, created_at, expires_at
+)
+select u.*, ar.* from u join (select ` + authRequestColumns + ` from auth_requests) ar on ar.id = u.auth_request_id`
+
+// ConsumeUpstreamWithRequest implements Store: one statement, whose update
+// is the single-use step of ConsumeUpstream.
+func (s *PostgresStore) ConsumeUpstreamWithRequest(ctx context.Context, stateHash string, now time.Time) (*Upstream, *AuthRequest, error) {
+	var u Upstream
+	ar, err := scanAuthRequestAmid(s.pool.QueryRow(ctx, consumeUpstreamWithRequestSQL, stateHash, now),
+		[]any{&u.StateHash, &u.AuthRequestID, &u.BrowserID, &u.Mode, &u.CorpID, &u.CreatedAt, &u.ExpiresAt}, nil)
+	if err != nil {
+		return nil, nil, dbError("consume upstream transaction", err)
+	}
+	u.CreatedAt, u.ExpiresAt = u.CreatedAt.UTC(), u.ExpiresAt.UTC()
+	return &u, ar, nil
 }
 
 const (

@@ -63,6 +63,14 @@ func runStoreTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"DingTalkAppTokenConcurrent", testDingTalkAppTokenConcurrent},
 		{"DingTalkAppTokenDeleteExpired", testDingTalkAppTokenDeleteExpired},
 		{"Ping", testPing},
+		// store_combined_test.go
+		{"ConsumeUpstreamWithRequest", testConsumeUpstreamWithRequest},
+		{"AuthRequestWithSession", testAuthRequestWithSession},
+		{"StartSessionWithCode", testStartSessionWithCode},
+		{"CreateTokens", testCreateTokens},
+		{"RotateRefreshTokenWithAccess", testRotateRefreshTokenWithAccess},
+		{"CodeReplayRacesTokenPairs", testCodeReplayRacesTokenPairs},
+		{"CombinedReturnCopies", testCombinedReturnCopies},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
