@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // The store methods a sign-in uses. Each is one transaction, so that what the resolver
 // decides is still true when it is written: an identity linked by an administrator a
 // moment earlier is not linked again, and two auto-links never give one account two
-// identities in a corp.
+// identities in a corp. (RecordSignIn's common case is one statement on Postgres, which
+// is as atomic: see signInStatement.)
 
 // maxSuggestions bounds the accounts suggested for one pending request.
 const maxSuggestions = 10
@@ -20,6 +22,15 @@ func (c *core) RecordSignIn(ctx context.Context, id Identity) (Binding, *Account
 	id = normalizeIdentity(id)
 	if err := validateIdentity(id, false); err != nil {
 		return Binding{}, nil, err
+	}
+	if st, ok := c.db.(signInStatement); ok && id.UserID != "" {
+		b, a, done, err := st.recordKnownSignIn(ctx, id, c.now())
+		if err != nil {
+			return Binding{}, nil, fmt.Errorf("record sign-in of %s: %w", id.Key(), err)
+		}
+		if done {
+			return b, a, nil
+		}
 	}
 	var (
 		b Binding
@@ -57,6 +68,17 @@ func (c *core) RecordSignIn(ctx context.Context, id Identity) (Binding, *Account
 	return b, a, nil
 }
 
+// signInStatement is a backend that can record the common sign-in without a transaction.
+// Every sign-in runs RecordSignIn, and its transaction costs five round trips to
+// Postgres; most sign-ins are of an identity that exists under its userId and brings no
+// unionId that another identity might hold (keepsUnionID), which one statement can
+// record. recordKnownSignIn writes exactly what the transaction would and returns
+// done=false, having changed nothing, for any other sign-in; the transaction then
+// decides.
+type signInStatement interface {
+	recordKnownSignIn(ctx context.Context, id Identity, now time.Time) (b Binding, a *Account, done bool, err error)
+}
+
 // findForSignIn locks the identity's row: by (corp, userId), else by (corp, unionId) if the
 // row's unionId came through the same app key (BR-08) and the row is not another userId's.
 func (c *core) findForSignIn(ctx context.Context, t tx, id Identity) (Binding, error) {
@@ -89,7 +111,7 @@ func (c *core) refresh(ctx context.Context, t tx, cur Binding, id Identity) (Bin
 	next := cur
 	next.Name, next.Mobile, next.OrgEmail, next.Email = id.Name, id.Mobile, id.OrgEmail, id.Email
 	next.JobNumber, next.Title, next.DeptIDs, next.Active = id.JobNumber, id.Title, slices.Clone(id.DeptIDs), id.Active
-	if id.UnionID == "" || (cur.UnionID != "" && cur.AppKey != id.AppKey) || id.UnionID == cur.UnionID {
+	if keepsUnionID(cur, id) {
 		if id.OpenID != "" && id.AppKey == cur.AppKey {
 			next.OpenID = id.OpenID
 		}
@@ -107,6 +129,14 @@ func (c *core) refresh(ctx context.Context, t tx, cur Binding, id Identity) (Bin
 		next.OpenID = id.OpenID
 	}
 	return next, nil
+}
+
+// keepsUnionID reports whether a sign-in of id leaves cur's unionId and app key as they
+// are: id brings no unionId, the same one, or one from another app while cur has one.
+// Only otherwise must refresh ask whether another identity holds id's unionId.
+// signInSQL spells the same rule.
+func keepsUnionID(cur Binding, id Identity) bool {
+	return id.UnionID == "" || (cur.UnionID != "" && cur.AppKey != id.AppKey) || id.UnionID == cur.UnionID
 }
 
 // AutoLink implements Store.
