@@ -135,7 +135,7 @@ var roundTripBudget = map[string]map[string]int{
 	// callback: upstream transaction and request 1, mapping lookup 1,
 	// profile refresh time 1, mapping.RecordSignIn 5, session and
 	// completion 1.
-	"fresh": {"authorize": 1, "login": 2, "callback": 9, "token": 3, "userinfo": 2, "refresh": 3},
+	"fresh": {"authorize": 1, "login": 2, "callback": 5, "token": 3, "userinfo": 2, "refresh": 3},
 	"sso":   {"authorize": 1, "login": 3, "token": 3},
 }
 
