@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/dingbridge/dingbridge/dingtalk/sharedlimit"
 	"github.com/dingbridge/dingbridge/idp"
 	"github.com/dingbridge/dingbridge/mapping"
 )
@@ -200,8 +201,9 @@ func mountProvider(r chi.Router, issuer string, p *idp.Provider) {
 // demo and bench.
 type bridge struct {
 	router  chi.Router
-	login   *idp.DingTalkConfig // the sign-in, with the DingTalk clients it uses
-	metrics *metrics            // what it counts; served apart from router
+	login   *idp.DingTalkConfig   // the sign-in, with the DingTalk clients it uses
+	metrics *metrics              // what it counts; served apart from router
+	limits  *sharedlimit.Postgres // nil unless shared; Flush once the server has stopped
 }
 
 // buildBridge is buildBridgeWith its own metrics.
@@ -257,5 +259,5 @@ func buildBridgeWith(ctx context.Context, cfg *Config, store idp.Store, accounts
 	if err := mountEvents(r, cfg, accounts, end, logger); err != nil {
 		return nil, err
 	}
-	return &bridge{router: r, login: login, metrics: m}, nil
+	return &bridge{router: r, login: login, metrics: m, limits: limits}, nil
 }

@@ -92,6 +92,9 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writ
 	if err != nil {
 		return err
 	}
+	if b.limits != nil {
+		defer b.limits.Flush() // before the pool closes
+	}
 	if cfg.Metrics.Listen == "" {
 		return listenAndServe(ctx, cfg.Listen, b.router, logger, stdout)
 	}

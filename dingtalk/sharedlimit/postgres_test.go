@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dingbridge/dingbridge/dingtalk"
@@ -79,9 +82,20 @@ func (s *sleeper) Waits() []time.Duration {
 // replica would) and returns a limiter on it.
 func replica(t *testing.T, url string, cfg Config) (*Postgres, *pgxpool.Pool) {
 	t.Helper()
-	pool, err := pgxpool.New(t.Context(), url)
+	return tracedReplica(t, url, cfg, nil)
+}
+
+// tracedReplica is replica with tracer on the pool's connections.
+func tracedReplica(t *testing.T, url string, cfg Config, tracer pgx.QueryTracer) (*Postgres, *pgxpool.Pool) {
+	t.Helper()
+	pc, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		t.Fatalf("pgxpool.New: %v", err)
+		t.Fatalf("pgxpool.ParseConfig: %v", err)
+	}
+	pc.ConnConfig.Tracer = tracer
+	pool, err := pgxpool.NewWithConfig(t.Context(), pc)
+	if err != nil {
+		t.Fatalf("pgxpool.NewWithConfig: %v", err)
 	}
 	t.Cleanup(pool.Close)
 	cfg.Pool = pool
@@ -90,6 +104,53 @@ func replica(t *testing.T, url string, cfg Config) (*Postgres, *pgxpool.Pool) {
 		t.Fatalf("NewPostgres: %v", err)
 	}
 	return l, pool
+}
+
+// statements is a pgx.QueryTracer: it counts the statements a pool sends
+// (each a round trip), keeps the most rows a takeSQL returned (a row for
+// each turn taken, or one without a turn), and runs onStart, when set,
+// before each statement is sent.
+type statements struct {
+	n         atomic.Int64
+	mostTurns atomic.Int64
+	onStart   func(sql string)
+}
+
+type sqlKey struct{}
+
+func (s *statements) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	s.n.Add(1)
+	if s.onStart != nil {
+		s.onStart(d.SQL)
+	}
+	return context.WithValue(ctx, sqlKey{}, d.SQL)
+}
+
+func (s *statements) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryEndData) {
+	if ctx.Value(sqlKey{}) != takeSQL || d.Err != nil {
+		return
+	}
+	n := d.CommandTag.RowsAffected()
+	for most := s.mostTurns.Load(); n > most && !s.mostTurns.CompareAndSwap(most, n); most = s.mostTurns.Load() {
+	}
+}
+
+// waitQueued returns once n callers are queued on p's gate of testApp and
+// testEndpoint, behind the one asking the database.
+func waitQueued(t *testing.T, p *Postgres, n int) {
+	t.Helper()
+	g := p.gate(testApp, testEndpoint)
+	for deadline := time.Now().Add(10 * time.Second); ; runtime.Gosched() {
+		g.mu.Lock()
+		queued := len(g.queue)
+		g.mu.Unlock()
+		if queued == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callers queued, want %d", queued, n)
+		}
+	}
 }
 
 func checkIs(t *testing.T, err, target error) {
@@ -161,15 +222,17 @@ func TestTwoReplicasNeverExceedTheRate(t *testing.T) {
 	// fake clock; four goroutines each make calls whose answers take up to
 	// a third of a second. Between them they never let more than the rate
 	// through in any window, counted from answers, and the window is full:
-	// the limit is shared, not halved.
+	// the limit is shared, not halved. Each replica takes turns for its
+	// goroutines in batches.
 	const rate, workers, perWorker = 5, 4, 10
 	url := pgtest.NewDatabaseURL(t)
 	clk := &fakeClock{now: testNow}
 	sl := &sleeper{clock: clk}
+	stmts := &statements{}
 	var limiters []dingtalk.Limiter
 	var window time.Duration
 	for range 2 {
-		l, _ := replica(t, url, Config{Rate: rate, Now: clk.Now, Sleep: sl.Sleep})
+		l, _ := tracedReplica(t, url, Config{Rate: rate, Now: clk.Now, Sleep: sl.Sleep}, stmts)
 		limiters = append(limiters, l.App(testApp))
 		_, window = l.Window()
 	}
@@ -182,6 +245,9 @@ func TestTwoReplicasNeverExceedTheRate(t *testing.T) {
 	}
 	if got := mostInOneWindow(calls, window); got != rate {
 		t.Errorf("at most %d calls in one window of %v (counted from answers), want %d", got, window, rate)
+	}
+	if got := stmts.mostTurns.Load(); got < 2 {
+		t.Errorf("at most %d turns taken in one statement, want batches of several", got)
 	}
 }
 
@@ -418,6 +484,196 @@ func TestQueuedCallerCanceled(t *testing.T) {
 	close(release)
 	if err := <-first; err != nil {
 		t.Errorf("the caller that waited: %v", err)
+	}
+}
+
+func TestBatchesStatements(t *testing.T) {
+	// 32 callers of one replica call one API at once, one call after
+	// another, on the database's clock, with a slot for each call: turns
+	// are taken, and answers recorded, for several calls in one statement,
+	// where one call alone takes two.
+	const callers, perCaller = 32, 20
+	url := pgtest.NewDatabaseURL(t)
+	stmts := &statements{}
+	l, _ := tracedReplica(t, url, Config{Rate: 1000}, stmts)
+	app := l.App(testApp)
+	done, err := app.Wait(t.Context(), testEndpoint) // creates the slots
+	if err != nil {
+		t.Fatalf("first Wait: %v", err)
+	}
+	done()
+	stmts.n.Store(0)
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			for range perCaller {
+				done, err := app.Wait(t.Context(), testEndpoint)
+				if err != nil {
+					t.Errorf("Wait: %v", err)
+					return
+				}
+				done()
+			}
+		})
+	}
+	wg.Wait()
+	l.Flush()
+	perCall := float64(stmts.n.Load()) / (callers * perCaller)
+	t.Logf("%.3f statements per call, at most %d turns in one", perCall, stmts.mostTurns.Load())
+	if perCall > 1 {
+		t.Errorf("%.3f statements per call, want at most 1", perCall)
+	}
+}
+
+func TestGoneCallerTakesNoTurn(t *testing.T) {
+	// A queued caller's context ends while the statement that takes a turn
+	// for it runs: that turn is given back, not counted as a call. Its
+	// slot is as it was, and the next caller takes it without waiting.
+	url := pgtest.NewDatabaseURL(t)
+	clk := &fakeClock{now: testNow}
+	asleep, wake := make(chan struct{}), make(chan struct{})
+	var sleeps atomic.Int64
+	sleep := func(ctx context.Context, d time.Duration) error {
+		if sleeps.Add(1) == 1 { // the leader's: held until the other caller is queued
+			asleep <- struct{}{}
+			<-wake
+		}
+		clk.Advance(d)
+		return nil
+	}
+	stmts := &statements{}
+	l, pool := tracedReplica(t, url, Config{Rate: 2, Now: clk.Now, Sleep: sleep}, stmts)
+	app := l.App(testApp)
+	_, w := l.Window()
+	for range 2 { // both slots free a window from now
+		done, err := app.Wait(t.Context(), testEndpoint)
+		if err != nil {
+			t.Fatalf("Wait: %v", err)
+		}
+		done()
+	}
+	leader := make(chan func(), 1)
+	go func() {
+		done, err := app.Wait(t.Context(), testEndpoint)
+		if err != nil {
+			t.Errorf("the leader's Wait: %v", err)
+			done = func() {}
+		}
+		leader <- done
+	}()
+	<-asleep
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	gone := make(chan error, 1)
+	go func() {
+		_, err := app.Wait(ctx, testEndpoint)
+		gone <- err
+	}()
+	waitQueued(t, l, 1)
+	stmts.onStart = func(sql string) {
+		if sql == takeSQL {
+			cancel() // the statement takes both slots, one for the caller gone
+		}
+	}
+	wake <- struct{}{}
+	err := <-gone
+	checkIs(t, err, dingtalk.ErrThrottled)
+	checkIs(t, err, context.Canceled)
+	done := <-leader
+	defer done()
+	stmts.onStart = nil
+	if got := stmts.mostTurns.Load(); got != 2 {
+		t.Fatalf("at most %d turns taken in one statement, want 2", got)
+	}
+	var inFlight, free int
+	rows, err := pool.Query(t.Context(), `select holder, free_at from dingtalk_rate_slots where app_key = $1 and endpoint = $2`,
+		testApp, testEndpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var holder *int64
+		var freeAt time.Time
+		if err := rows.Scan(&holder, &freeAt); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case holder != nil:
+			inFlight++
+		case freeAt.Equal(testNow.Add(w)):
+			free++
+		default:
+			t.Errorf("a slot free at %v, want %v, as the first calls left it", freeAt, testNow.Add(w))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if inFlight != 1 || free != 1 {
+		t.Errorf("%d slots in flight and %d free, want the leader's in flight and the other given back", inFlight, free)
+	}
+	next, err := app.Wait(t.Context(), testEndpoint)
+	if err != nil {
+		t.Fatalf("next Wait: %v", err)
+	}
+	next()
+	if got := sleeps.Load(); got != 1 {
+		t.Errorf("%d waits, want only the leader's: the slot given back is free", got)
+	}
+}
+
+func TestAnswersQueuedDuringAWrite(t *testing.T) {
+	// Answers that come while another is being written wait for the next
+	// statement, which writes them all; each slot is free a window after
+	// its own answer, however much later that is written.
+	url := pgtest.NewDatabaseURL(t)
+	clk := &fakeClock{now: testNow}
+	stmts := &statements{}
+	l, pool := tracedReplica(t, url, Config{Rate: 4, Now: clk.Now, Sleep: (&sleeper{clock: clk}).Sleep}, stmts)
+	app := l.App(testApp)
+	_, w := l.Window()
+	var dones []func()
+	for range 4 {
+		done, err := app.Wait(t.Context(), testEndpoint)
+		if err != nil {
+			t.Fatalf("Wait: %v", err)
+		}
+		dones = append(dones, done)
+	}
+	var want []time.Time // when each slot is free again
+	var once sync.Once
+	stmts.onStart = func(sql string) {
+		if sql != answeredSQL {
+			return
+		}
+		once.Do(func() { // the first answer is being written
+			for _, done := range dones[1:] {
+				clk.Advance(10 * time.Millisecond)
+				want = append(want, clk.Now().Add(w))
+				done()
+			}
+			clk.Advance(10 * time.Millisecond)
+		})
+	}
+	before := stmts.n.Load()
+	want = append(want, clk.Now().Add(w))
+	dones[0]()
+	l.Flush()
+	l.Flush() // does nothing more
+	if got := stmts.n.Load() - before; got != 2 {
+		t.Errorf("%d statements wrote the answers, want 2: the first answer's, and one for the three that came meanwhile", got)
+	}
+	var got []time.Time
+	rows, err := pool.Query(t.Context(), `select free_at from dingtalk_rate_slots where app_key = $1 and endpoint = $2 and holder is null order by free_at`,
+		testApp, testEndpoint)
+	if err == nil {
+		got, err = pgx.CollectRows(rows, pgx.RowTo[time.Time])
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(got, want, time.Time.Equal) {
+		t.Errorf("slots answered and free at %v, want %v", got, want)
 	}
 }
 
