@@ -195,7 +195,7 @@ func TestRequestIDOnEveryLogLine(t *testing.T) {
 	}
 	tests := []request{
 		{name: "forged callback", method: http.MethodGet, url: w.bridgeURL + "/login/callback/web?state=forged&authCode=x",
-			wantLog: []string{"dingtalk callback refused: state unknown, used or expired", "http request"}},
+			wantLog: []string{"dingtalk callback refused: state unknown, used or expired, or its request gone", "http request"}},
 		{name: "token request of an unknown client", method: http.MethodPost, url: w.bridgeURL + "/oauth/token",
 			body: "grant_type=authorization_code&code=x&redirect_uri=x&client_id=nobody&client_secret=nothing-here-at-all",
 			// "request error" is the OIDC library's line.
