@@ -821,7 +821,7 @@ const (
 	countLinkedSQL     = `select 1 from dingtalk_identities where account_id is not null` // dingtalk_identities_account_idx
 	countUnlinkedSQL   = `select 1 from dingtalk_identities where account_id is null`     // dingtalk_identities_unlinked_idx (0008)
 	countOpenSQL       = `select 1 from pending_requests where status = 'open'`           // pending_requests_one_open
-	countSignInsSQL    = `select 1 from dingtalk_identities where last_login_at >= $1`    // dingtalk_identities_last_login_idx (0008)
+	countSignInsSQL    = `select 1 from dingtalk_identities where last_login_at >= $1`    // no index on purpose (see 0008)
 
 	// Failed sign-ins by reason, over a time window that audit_log_at_brin narrows.
 	failuresSQL = `
@@ -856,6 +856,10 @@ func (t *pgTx) stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	rows, _ := t.q.Query(ctx, failuresSQL, q.FailuresSince)
 	st.Failures, err = collect(rows, pgx.RowToStructByPos[ReasonCount])
 	return st, err
+}
+
+func (t *pgTx) countOpenRequests(ctx context.Context) (Count, error) {
+	return t.count(ctx, countOpenSQL)
 }
 
 // signInsSampleSQL estimates the share of identities signed in since $1 from a sample of

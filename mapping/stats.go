@@ -103,6 +103,20 @@ func (c *core) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	return st, nil
 }
 
+// CountOpenRequests implements Store.
+func (c *core) CountOpenRequests(ctx context.Context) (Count, error) {
+	var n Count
+	err := c.db.read(ctx, func(t tx) error {
+		var err error
+		n, err = t.countOpenRequests(ctx)
+		return err
+	})
+	if err != nil {
+		return Count{}, fmt.Errorf("count open requests: %w", err)
+	}
+	return n, nil
+}
+
 func sortReasons(rs []ReasonCount) {
 	slices.SortFunc(rs, func(a, b ReasonCount) int { return cmp.Or(cmp.Compare(b.N, a.N), strings.Compare(a.Reason, b.Reason)) })
 }

@@ -31,9 +31,6 @@ const (
 	// pendingTimeout bounds one count, so a slow database cannot hold a
 	// scrape past Prometheus's own timeout.
 	pendingTimeout = 2 * time.Second
-	// maxPendingPages bounds how many pages of pending requests a count
-	// reads; the count is then a floor (MaxPageSize × this).
-	maxPendingPages = 20
 	// signInFailEventsPerSecond is how many signin.fail audit rows one
 	// replica writes per failure reason per second; beyond that they are
 	// only counted (dingbridge_signin_fail_events_dropped_total), so that a
@@ -288,30 +285,17 @@ func (g *pendingGauge) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// pendingLister is what countPending needs of the mapping.
-type pendingLister interface {
-	PendingRequests(ctx context.Context, q mapping.RequestQuery) (mapping.RequestPage, error)
+// pendingCounter is what countPending needs of the mapping.
+type pendingCounter interface {
+	CountOpenRequests(ctx context.Context) (mapping.Count, error)
 }
 
-// countPending counts open pending requests by paging through them, up to
-// maxPendingPages pages. (A store that can count in one query can replace
-// it through registerPending.)
-func countPending(store pendingLister) func(context.Context) (int, error) {
+// countPending counts open pending requests in one query: exact up to a
+// hundred thousand, Postgres's estimate above (mapping.CountOpenRequests).
+func countPending(store pendingCounter) func(context.Context) (int, error) {
 	return func(ctx context.Context) (int, error) {
-		n := 0
-		q := mapping.RequestQuery{Limit: mapping.MaxPageSize}
-		for range maxPendingPages {
-			page, err := store.PendingRequests(ctx, q)
-			if err != nil {
-				return 0, err
-			}
-			n += len(page.Requests)
-			if page.Next == "" {
-				break
-			}
-			q.After = page.Next
-		}
-		return n, nil
+		n, err := store.CountOpenRequests(ctx)
+		return int(n.N), err
 	}
 }
 

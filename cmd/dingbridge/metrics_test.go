@@ -419,29 +419,23 @@ func TestPendingGaugeCachesAndOmitsFailures(t *testing.T) {
 	}
 }
 
-// TestCountPendingPages: the fallback count pages through every open
-// request.
-func TestCountPendingPages(t *testing.T) {
-	n, err := countPending(pagedRequests{total: 2*mapping.MaxPageSize + 3})(t.Context())
-	if err != nil || n != 2*mapping.MaxPageSize+3 {
-		t.Errorf("countPending = %d, %v; want %d", n, err, 2*mapping.MaxPageSize+3)
+// TestCountPending: the gauge's count is the mapping's count of open
+// requests, one query however many there are.
+func TestCountPending(t *testing.T) {
+	store := mapping.NewMemory(mapping.Options{})
+	r, err := mapping.NewResolver(mapping.ResolverConfig{Store: store, Corps: []mapping.Corp{{ID: "dingcorp1"}}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-// pagedRequests is a hand-written pendingLister of total open requests.
-type pagedRequests struct{ total int }
-
-func (p pagedRequests) PendingRequests(_ context.Context, q mapping.RequestQuery) (mapping.RequestPage, error) {
-	from := 0
-	if q.After != "" {
-		from, _ = strconv.Atoi(q.After)
+	for _, user := range []string{"a", "b", "c"} {
+		id := mapping.Identity{CorpID: "dingcorp1", UserID: user, Name: user, Active: true}
+		if _, err := r.Resolve(t.Context(), id, mapping.Meta{}); !errors.Is(err, mapping.ErrNotLinked) {
+			t.Fatalf("Resolve %s = %v, want not linked (a pending request)", user, err)
+		}
 	}
-	to := min(from+q.Limit, p.total)
-	page := mapping.RequestPage{Requests: make([]mapping.Request, to-from)}
-	if to < p.total {
-		page.Next = strconv.Itoa(to)
+	if n, err := countPending(store)(t.Context()); err != nil || n != 3 {
+		t.Errorf("countPending = %d, %v; want 3", n, err)
 	}
-	return page, nil
 }
 
 var metricsLine = regexp.MustCompile(`dingbridge metrics on (http://\S+)`)

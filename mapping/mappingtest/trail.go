@@ -156,6 +156,9 @@ func testStats(t *testing.T, newStore NewStore) {
 	if !reflect.DeepEqual(st, mapping.Stats{}) {
 		t.Errorf("Stats of an empty store = %+v, want all zero", st)
 	}
+	if n, err := e.s.CountOpenRequests(ctx); err != nil || n != (mapping.Count{}) {
+		t.Errorf("CountOpenRequests of an empty store = %+v, %v; want 0", n, err)
+	}
 
 	// A failure before the window: the window starts just after it.
 	ok(t, "RecordEvent", e.s.RecordEvent(ctx, mapping.Meta{Actor: "idp"}, mapping.Event{
@@ -219,6 +222,17 @@ func testStats(t *testing.T, newStore NewStore) {
 	}
 	if !reflect.DeepEqual(st, want) {
 		t.Errorf("Stats =\n\t%+v\nwant\n\t%+v", st, want)
+	}
+	// The metrics gauge's count agrees, and leaves out a request once it is decided.
+	if n, err := e.s.CountOpenRequests(ctx); err != nil || n != exact(2) {
+		t.Errorf("CountOpenRequests = %+v, %v; want 2", n, err)
+	}
+	open, err := e.s.PendingRequests(ctx, mapping.RequestQuery{})
+	ok(t, "PendingRequests", err)
+	_, err = e.s.Reject(ctx, admin, open.Requests[0].ID, "not one of ours")
+	ok(t, "Reject", err)
+	if n, err := e.s.CountOpenRequests(ctx); err != nil || n != exact(1) {
+		t.Errorf("CountOpenRequests after a rejection = %+v, %v; want 1", n, err)
 	}
 	st, err = e.s.Stats(ctx, mapping.StatsQuery{SignedInSince: day1, FailuresSince: old.Events[0].At})
 	ok(t, "Stats", err)
