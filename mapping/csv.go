@@ -126,6 +126,19 @@ type ImportReport struct {
 	// Changed: ImportOptions.Expect was given and the lines now differ from it, so
 	// nothing was written; Lines are what the import would do now.
 	Changed bool `json:",omitempty"`
+	// Moved lists, in line order, the identities that the lines moved from the account
+	// they were linked to to another (ImportOptions.Relink), so that the caller can end
+	// what was signed in through them as the old account. An import neither unlinks nor
+	// disables identities (identity_disabled is export-only); linking an identity that
+	// was not linked moves nothing. Like Lines it is what an apply does: written only
+	// when Applied. It is not part of Digest: Lines say the same, by username.
+	Moved []MovedIdentity `json:",omitempty"`
+}
+
+// MovedIdentity is an identity that an import linked to another account.
+type MovedIdentity struct {
+	Identity Key
+	From     string // the id of the account it was linked to
 }
 
 // Digest identifies what the report's lines do, for ImportOptions.Expect: equal lines,
@@ -283,10 +296,11 @@ func (c *core) Import(ctx context.Context, m Meta, r io.Reader, opts ImportOptio
 			var (
 				lr LineReport
 				ce *ConflictError
+				d  doing
 			)
 			err := t.savepoint(ctx, func(t tx) error {
 				var err error
-				if lr, ce, err = c.importLine(ctx, t, m, l, opts); err != nil {
+				if lr, ce, err = c.importLine(ctx, t, m, l, opts, &d); err != nil {
 					return err
 				}
 				if lr.Outcome == OutcomeConflict || lr.Outcome == OutcomeError {
@@ -303,6 +317,9 @@ func (c *core) Import(ctx context.Context, m Meta, r io.Reader, opts ImportOptio
 				lr.ConflictWith, lr.Detail = c.describeConflict(ctx, t, ce, l)
 			}
 			report.Lines = append(report.Lines, lr)
+			if d.moved != nil && err == nil { // a failed line's savepoint undid its move
+				report.Moved = append(report.Moved, *d.moved)
+			}
 			progress(i+1, len(lines))
 		}
 		// Compared inside the transaction that would commit, so that what is written is
@@ -323,15 +340,14 @@ func (c *core) Import(ctx context.Context, m Meta, r io.Reader, opts ImportOptio
 	return report, nil
 }
 
-// importLine does what one line says, in t. A conflict or a malformed line is the
-// report's outcome, not an error; an error is a failure of the store.
-func (c *core) importLine(ctx context.Context, t tx, m Meta, l importLine, opts ImportOptions) (LineReport, *ConflictError, error) {
+// importLine does what one line says, in t, recording it in d. A conflict or a malformed
+// line is the report's outcome, not an error; an error is a failure of the store.
+func (c *core) importLine(ctx context.Context, t tx, m Meta, l importLine, opts ImportOptions, d *doing) (LineReport, *ConflictError, error) {
 	lr := LineReport{Line: l.num, Username: l.username()}
 	if l.identityNamed() {
 		lr.Identity = l.key()
 	}
-	var d doing
-	created, err := c.importAccountAndLink(ctx, t, m, l, opts, &d)
+	created, err := c.importAccountAndLink(ctx, t, m, l, opts, d)
 	var (
 		ce  *ConflictError
 		ve  *ValidationError
@@ -359,10 +375,12 @@ func (c *core) importLine(ctx context.Context, t tx, m Meta, l importLine, opts 
 	return lr, nil, nil
 }
 
-// doing collects what a line does: in words, and field by field.
+// doing collects what a line does: in words, field by field, and the identity it moved
+// to another account.
 type doing struct {
 	did     []string
 	changes []Change
+	moved   *MovedIdentity
 }
 
 func (d *doing) change(field, before, after string) {
@@ -552,6 +570,7 @@ func (c *core) importIdentity(ctx context.Context, t tx, m Meta, l importLine, a
 		}
 		d.did = append(d.did, fmt.Sprintf("relink %s to %s", cur.Key(), a.Username))
 		d.change("linked_to", from, a.Username)
+		d.moved = &MovedIdentity{Identity: cur.Key(), From: cur.AccountID}
 	default:
 		return false, conflict(ConflictIdentityLinked, cur.AccountID)
 	}

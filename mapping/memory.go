@@ -585,13 +585,31 @@ func (m *Memory) ImportJobProgress(ctx context.Context, id string, done, total i
 	return nil
 }
 
+// DeleteExpiredImportJobs implements Store.
+func (m *Memory) DeleteExpiredImportJobs(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	now := m.now()
+	m.jobs.mu.Lock()
+	defer m.jobs.mu.Unlock()
+	n := 0
+	for id, j := range m.jobs.jobs {
+		if !j.ExpiresAt.After(now) {
+			delete(m.jobs.jobs, id)
+			n++
+		}
+	}
+	return n, nil
+}
+
 // cloneReport copies a report so that the caller's and the store's share nothing.
 func cloneReport(r *ImportReport) *ImportReport {
 	if r == nil {
 		return nil
 	}
 	c := *r
-	c.Lines = slices.Clone(r.Lines)
+	c.Lines, c.Moved = slices.Clone(r.Lines), slices.Clone(r.Moved)
 	for i := range c.Lines {
 		c.Lines[i].Changes = slices.Clone(c.Lines[i].Changes)
 	}

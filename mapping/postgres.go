@@ -807,6 +807,15 @@ func (p *Postgres) ImportJobProgress(ctx context.Context, id string, done, total
 	return nil
 }
 
+// DeleteExpiredImportJobs implements Store.
+func (p *Postgres) DeleteExpiredImportJobs(ctx context.Context) (int, error) {
+	tag, err := p.pool.Exec(ctx, deleteExpiredJobsSQL, p.now())
+	if err != nil {
+		return 0, fmt.Errorf("delete expired import jobs: %w", mapError(err))
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // --- overview ---
 
 // exactCountLimit: where the planner expects fewer rows than this, Stats counts them;

@@ -109,6 +109,9 @@ type Store interface {
 	UpdateImportJob(ctx context.Context, j ImportJob, from JobState) (ImportJob, error)
 	// ImportJobProgress records how far a running job is; quick, for progress callbacks.
 	ImportJobProgress(ctx context.Context, id string, done, total int) error
+	// DeleteExpiredImportJobs deletes the jobs that have expired, whoever's they are, and
+	// returns how many, for a periodic clean-up. Several replicas may run it at once.
+	DeleteExpiredImportJobs(ctx context.Context) (int, error)
 	// AuditTrail reads one page of the audit trail, newest first, filtered by q.
 	AuditTrail(ctx context.Context, q AuditQuery) (AuditPage, error)
 	// Stats counts what the console's overview shows.

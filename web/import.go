@@ -45,6 +45,10 @@ const (
 	progressEvery = 250 * time.Millisecond
 	// importPageSize is the report's lines per page.
 	importPageSize = 100
+	// importAfterTimeout bounds what follows an import, which Drain does not
+	// cancel: ending the sessions of the identities an apply moved, and
+	// storing the job's outcome.
+	importAfterTimeout = time.Minute
 )
 
 //go:embed static/import.js
@@ -176,8 +180,12 @@ func (s *Server) startImport(r *http.Request, job mapping.ImportJob, data []byte
 }
 
 func (s *Server) runImport(ctx context.Context, m mapping.Meta, job mapping.ImportJob, data []byte, apply bool) {
-	ctx, cancel := context.WithTimeout(ctx, importTimeout)
+	// Drain cancels the import itself at the end of a shutdown's grace, not
+	// what follows it: an apply that committed has to end sessions, and the
+	// job must not be left looking as if it still ran.
+	ictx, cancel := context.WithTimeout(ctx, importTimeout)
 	defer cancel()
+	defer context.AfterFunc(s.importsCtx, cancel)()
 	var last time.Time
 	opts := mapping.ImportOptions{Apply: apply, Relink: job.Relink, Progress: func(done, total int) {
 		// Wall-clock pacing of the writes, not a decision: the injected clock
@@ -186,15 +194,20 @@ func (s *Server) runImport(ctx context.Context, m mapping.Meta, job mapping.Impo
 			return
 		}
 		last = time.Now()
-		if err := s.cfg.Store.ImportJobProgress(ctx, job.ID, done, total); err != nil {
-			s.log.WarnContext(ctx, "admin: import progress", "import_id", job.ID, "err", err)
+		if err := s.cfg.Store.ImportJobProgress(ictx, job.ID, done, total); err != nil {
+			s.log.WarnContext(ictx, "admin: import progress", "import_id", job.ID, "err", err)
 		}
 	}}
 	if apply {
 		opts.Expect = job.Digest
 	}
 	started := time.Now()
-	report, err := s.cfg.Store.Import(ctx, m, bytes.NewReader(data), opts)
+	report, err := s.cfg.Store.Import(ictx, m, bytes.NewReader(data), opts)
+	ctx, cancelAfter := context.WithTimeout(ctx, importAfterTimeout)
+	defer cancelAfter()
+	if err == nil && report.Applied {
+		s.endMovedSessions(ctx, report.Moved)
+	}
 	next := job
 	next.ExpiresAt = s.now().Add(importJobTTL)
 	next.Done, next.Error = len(report.Lines), ""
@@ -222,6 +235,45 @@ func (s *Server) runImport(ctx context.Context, m mapping.Meta, job mapping.Impo
 	}
 	s.log.InfoContext(ctx, "admin: import done", "import_id", job.ID, "apply", apply, "state", next.State,
 		"lines", len(report.Lines), "took", time.Since(started).Round(time.Millisecond))
+}
+
+// endMovedSessions ends, for each identity an applied import moved to
+// another account, the provider's sign-in sessions of the identity and the
+// console sessions of the account it left, as moving it by hand does.
+func (s *Server) endMovedSessions(ctx context.Context, moved []mapping.MovedIdentity) {
+	if len(moved) > 0 {
+		s.log.InfoContext(ctx, "admin: import moved identities to other accounts; ending their sessions", "identities", len(moved))
+	}
+	done := map[mapping.MovedIdentity]bool{}
+	for _, mv := range moved {
+		if !done[mv] {
+			done[mv] = true
+			s.endIdentitySessions(ctx, mv.Identity, mv.From)
+		}
+	}
+}
+
+// Drain waits for the dry runs and applies running in the background, for
+// a graceful shutdown: call it once the HTTP server has stopped taking
+// requests, before closing the store. If ctx ends first, it cancels them
+// (an apply not yet committed is rolled back and its job goes back to the
+// preview, to be applied again; a dry run's job fails) and waits for them
+// to record that; it then returns ctx's error. From then on the Server
+// cancels every import at once.
+func (s *Server) Drain(ctx context.Context) error {
+	idle := make(chan struct{})
+	go func() {
+		s.imports.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+	}
+	s.stopImports()
+	<-idle
+	return fmt.Errorf("imports cancelled: %w", context.Cause(ctx))
 }
 
 // ownJob reads the signed-in administrator's job named in the path; false

@@ -2,8 +2,11 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dingbridge/dingbridge/mapping"
@@ -378,4 +382,88 @@ func TestExportDownload(t *testing.T) {
 	if len(es) != 1 || es[0].Action != "mapping.export" {
 		t.Errorf("audit = %+v, want one mapping.export", es)
 	}
+}
+
+// gatedStore holds every apply until gate is closed, or until its context
+// ends; dry runs pass.
+type gatedStore struct {
+	mapping.Store
+	gate chan struct{}
+}
+
+func (g gatedStore) Import(ctx context.Context, m mapping.Meta, r io.Reader, opts mapping.ImportOptions) (mapping.ImportReport, error) {
+	if opts.Apply {
+		select {
+		case <-g.gate:
+		case <-ctx.Done():
+			return mapping.ImportReport{}, ctx.Err()
+		}
+	}
+	return g.Store.Import(ctx, m, r, opts)
+}
+
+// startGatedApply uploads a file creating wangwu on a console whose applies
+// wait for gate, and starts its apply; it returns the job's id.
+func startGatedApply(t *testing.T, gate chan struct{}) (*testConsole, string) {
+	t.Helper()
+	tc := newConsoleWith(t, func(cfg *Config) { cfg.Store = gatedStore{Store: cfg.Store, gate: gate} })
+	ck, sess := tc.signIn(t, tc.admin)
+	id := tc.uploadJob(t, ck, sess.CSRF, "username,display_name\nwangwu,王五\n")
+	digest := tc.job(t, tc.admin.ID, id).Digest
+	if rec := tc.do(t, http.MethodPost, "/admin/import/"+id+"/apply", ck, url.Values{"csrf": {sess.CSRF}, "digest": {digest}}, nil); rec.Code != http.StatusSeeOther {
+		t.Fatalf("apply: %d\n%s", rec.Code, rec.Body)
+	}
+	return tc, id
+}
+
+// TestDrainWaitsForImport: a graceful shutdown's Drain returns only once
+// the running apply is done, and the job is applied, not interrupted.
+func TestDrainWaitsForImport(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		tc, id := startGatedApply(t, gate)
+		drained := make(chan error, 1)
+		go func() { drained <- tc.s.Drain(t.Context()) }()
+		synctest.Wait() // the apply waits at the gate; Drain must wait for it
+		select {
+		case err := <-drained:
+			t.Fatalf("Drain returned (%v) while an apply was running", err)
+		default:
+		}
+		close(gate)
+		if err := <-drained; err != nil {
+			t.Fatalf("Drain = %v, want nil", err)
+		}
+		if j := tc.job(t, tc.admin.ID, id); j.State != mapping.JobApplied || j.Error != "" {
+			t.Errorf("job after Drain: %s (error %q), want applied", j.State, j.Error)
+		}
+		if _, err := tc.store.AccountByUsername(t.Context(), "wangwu"); err != nil {
+			t.Errorf("wangwu after the drained apply: %v, want created", err)
+		}
+	})
+}
+
+// TestDrainCancelsImportAfterGrace: once the grace is over, Drain cancels
+// the apply, which writes nothing, and returns when the job is back at its
+// preview, saying the import did not complete, to be applied again.
+func TestDrainCancelsImportAfterGrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc, id := startGatedApply(t, make(chan struct{})) // never opens
+		const grace = 15 * time.Second
+		ctx, cancel := context.WithTimeout(t.Context(), grace)
+		defer cancel()
+		start := time.Now() // the bubble's clock: exact, and the wait takes no real time
+		if err := tc.s.Drain(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Drain = %v, want the grace's deadline", err)
+		}
+		if took := time.Since(start); took != grace {
+			t.Errorf("Drain took %v, want the grace, %v (not the import's own timeout)", took, grace)
+		}
+		if j := tc.job(t, tc.admin.ID, id); j.State != mapping.JobPreviewed || j.Error != "err_import_failed" {
+			t.Errorf("job after a cancelled apply: %s (error %q), want previewed with err_import_failed", j.State, j.Error)
+		}
+		if _, err := tc.store.AccountByUsername(t.Context(), "wangwu"); err == nil {
+			t.Error("the cancelled apply created wangwu")
+		}
+	})
 }

@@ -138,3 +138,60 @@ func TestConsoleIdentityChangeEndsSessions(t *testing.T) {
 		}
 	})
 }
+
+// TestImportRelinkEndsSessions: an applied import that moves an identity to
+// another account ends the identity's sign-in sessions and the console
+// sessions of the account it left, as relinking it by hand does; its dry
+// run ends nothing, and nor does a line linking an identity that was not
+// linked.
+func TestImportRelinkEndsSessions(t *testing.T) {
+	eachStore(t, nil, func(t *testing.T, c *accountsConsole) {
+		var ended []mapping.Key // written by the import's goroutine, read after imports.Wait
+		c.s.cfg.EndIdentitySessions = func(_ context.Context, k mapping.Key) error {
+			ended = append(ended, k)
+			return nil
+		}
+		// 李四 is an administrator too, signed in to the console.
+		lisi := c.account(t, c.staff.ID)
+		lisi.Groups = []string{"admins"}
+		if _, err := c.st.UpdateAccount(t.Context(), mapping.Meta{Actor: "test"}, lisi); err != nil {
+			t.Fatal(err)
+		}
+		lck, _ := c.signIn(t, c.account(t, lisi.ID))
+
+		// 李四's identity moves to 张三; 王五's, not linked, is linked to 张三.
+		k, w := c.lisiID.Key(), c.wangwuID.Key()
+		file := "corp_id,user_id,username\n" + k.CorpID + "," + k.UserID + ",zhangsan\n" + w.CorpID + "," + w.UserID + ",zhangsan\n"
+		rec := c.upload(t, c.ck, c.csrf, "move.csv", []byte(file), true, "en")
+		if rec.Code != http.StatusSeeOther {
+			t.Fatalf("upload: %d\n%s", rec.Code, rec.Body)
+		}
+		c.s.imports.Wait()
+		id := strings.TrimPrefix(rec.Header().Get("Location"), "/admin/import/")
+		job, err := c.st.ImportJob(t.Context(), c.admin.ID, id, 0)
+		if err != nil || job.State != mapping.JobPreviewed {
+			t.Fatalf("job after the dry run: %+v, %v; want previewed", job, err)
+		}
+		if len(ended) != 0 || !signedIn(t, c.h, lck) {
+			t.Errorf("the dry run ended sessions of %v (李四 signed in: %v), want none", ended, signedIn(t, c.h, lck))
+		}
+
+		rec = c.do(t, http.MethodPost, "/admin/import/"+id+"/apply", c.ck, url.Values{"csrf": {c.csrf}, "digest": {job.Digest}}, inEnglish)
+		c.s.imports.Wait()
+		if job, err = c.st.ImportJob(t.Context(), c.admin.ID, id, 0); rec.Code != http.StatusSeeOther || err != nil || job.State != mapping.JobApplied {
+			t.Fatalf("apply: %d, job %+v, %v; want applied", rec.Code, job, err)
+		}
+		if b := c.binding(t, k); b.AccountID != c.admin.ID {
+			t.Fatalf("李四's identity is linked to %q after the apply, want 张三 %q", b.AccountID, c.admin.ID)
+		}
+		if !slices.Equal(ended, []mapping.Key{k}) {
+			t.Errorf("provider sessions ended for %v, want %v alone", ended, k)
+		}
+		if signedIn(t, c.h, lck) {
+			t.Error("李四, whose identity the import moved away, is still signed in to the console")
+		}
+		if !signedIn(t, c.h, c.ck) {
+			t.Error("the administrator who applied the import was signed out")
+		}
+	})
+}

@@ -62,9 +62,10 @@ type Config struct {
 	Sessions SessionStore
 	// EndIdentitySessions, when set, ends the provider's sign-in sessions of
 	// a DingTalk identity and revokes the tokens issued under them. The
-	// console calls it when it disables, unlinks or relinks an identity, so
-	// that the person's next sign-in anywhere goes through the mapping again
-	// instead of going on as the account they were signed in as.
+	// console calls it when it disables, unlinks or relinks an identity, or
+	// an applied import moves one to another account, so that the person's
+	// next sign-in anywhere goes through the mapping again instead of going
+	// on as the account they were signed in as.
 	EndIdentitySessions func(ctx context.Context, k mapping.Key) error
 }
 
@@ -87,7 +88,11 @@ type Server struct {
 	// lastCheck: corp id → start of its last DingTalk self-check (selfcheck.go).
 	lastCheck map[string]time.Time
 
-	imports sync.WaitGroup // dry runs and applies running in the background (import.go)
+	// Dry runs and applies running in the background (import.go), and what
+	// cancels them when Drain stops waiting.
+	imports     sync.WaitGroup
+	importsCtx  context.Context
+	stopImports context.CancelFunc
 }
 
 // New checks cfg, applies defaults and builds the console. It does not
@@ -145,7 +150,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin console: %w", err)
 	}
+	importsCtx, stopImports := context.WithCancel(context.Background())
 	return &Server{
+		importsCtx:  importsCtx,
+		stopImports: stopImports,
 		cfg:         cfg,
 		base:        base,
 		basePath:    strings.TrimRight(base.Path, "/"),

@@ -580,7 +580,7 @@ func startBenchDemo(ctx context.Context, o *benchOptions, stderr io.Writer) (_ *
 	}
 	for i, h := range append(handlers, d.sim) {
 		srv := newHTTPServer(h, logger)
-		wg.Go(func() { _ = serveUntilDone(ctx, srv, lns[i], logger) })
+		wg.Go(func() { _ = serveUntilDone(ctx, srv, lns[i], nil, logger) })
 	}
 
 	// Wait until every provider is ready (its signing keys exist).

@@ -86,9 +86,10 @@ func demo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Logge
 
 // demoServer is one of the demo's HTTP servers.
 type demoServer struct {
-	name string
-	ln   net.Listener
-	h    http.Handler
+	name  string
+	ln    net.Listener
+	h     http.Handler
+	drain func(context.Context) error // nil, or what serveUntilDone drains
 }
 
 // demoWorld is the demo, wired but not yet serving: what newDemo builds
@@ -208,8 +209,8 @@ func newDemo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Lo
 	w.login, w.metrics = b.login, m
 
 	w.servers = []demoServer{
-		{"DingTalk simulator", lns["dingtalk"], sim},
-		{"dingbridge", lns["bridge"], b.router},
+		{"DingTalk simulator", lns["dingtalk"], sim, nil},
+		{"dingbridge", lns["bridge"], b.router, b.drain},
 	}
 	if addrs.metrics != "" {
 		ln, err := net.Listen("tcp", addrs.metrics)
@@ -218,7 +219,7 @@ func newDemo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Lo
 		}
 		w.closers = append(w.closers, func() { ln.Close() })
 		w.metricsURL = "http://" + ln.Addr().String() + "/metrics"
-		w.servers = append(w.servers, demoServer{"metrics", ln, m.handler(logger)})
+		w.servers = append(w.servers, demoServer{"metrics", ln, m.handler(logger), nil})
 	}
 	for _, app := range apps {
 		base := "http://" + app.ln.Addr().String()
@@ -227,7 +228,7 @@ func newDemo(ctx context.Context, addrs demoAddrs, dbURL string, logger *slog.Lo
 		if err != nil {
 			return nil, err
 		}
-		w.servers = append(w.servers, demoServer{app.name, app.ln, h})
+		w.servers = append(w.servers, demoServer{app.name, app.ln, h, nil})
 		for _, corp := range fixture.Corps {
 			sim.AddWorkbenchApp(corp.ID, app.name, cfg.Issuer+"/workbench/"+app.clientID+"?corpId=$CORPID$")
 		}
@@ -244,7 +245,7 @@ func (w *demoWorld) serve(stdout io.Writer) error {
 	for i, s := range w.servers {
 		srv := newHTTPServer(s.h, logger)
 		wg.Go(func() {
-			if err := serveUntilDone(ctx, srv, s.ln, logger); err != nil {
+			if err := serveUntilDone(ctx, srv, s.ln, s.drain, logger); err != nil {
 				errs[i] = fmt.Errorf("%s: %w", s.name, err)
 				cancel() // one server failing stops the demo
 			}

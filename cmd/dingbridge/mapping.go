@@ -8,11 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"text/tabwriter"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/dingbridge/dingbridge/idp"
 	"github.com/dingbridge/dingbridge/mapping"
 	"github.com/dingbridge/dingbridge/migrations"
+	"github.com/dingbridge/dingbridge/web"
 )
 
 const mappingUsage = `Usage:
@@ -21,7 +24,9 @@ const mappingUsage = `Usage:
 
 import reads links of DingTalk identities to accounts and prints, line by line, what
 each would do: create, update, no-op, conflict or error. Nothing is written unless
--apply is given; then everything is written, or nothing if any line fails. The columns
+-apply is given; then everything is written, or nothing if any line fails. An apply that
+moves identities to another account (-relink) then ends the sign-in sessions opened
+through them, and the console sessions of the accounts they left. The columns
 are documented in mapping/csv.go (corp_id, user_id or union_id + app_key, username,
 optional account_id, display_name, email, email_verified, phone, groups, disabled).
 
@@ -68,15 +73,15 @@ func runMappingImport(ctx context.Context, args []string, stdout, stderr io.Writ
 		return exitUsage
 	}
 	defer f.Close()
-	store, done, code := openMappingStore(ctx, *path, "mapping import", stderr)
-	if store == nil {
+	pool, code := openCheckedDatabase(ctx, *path, "mapping import", stderr)
+	if pool == nil {
 		return code
 	}
-	defer done()
+	defer pool.Close()
 
 	// One request id for the whole run ties its audit rows together.
 	m := mapping.Meta{Actor: *actor, RequestID: "import-" + mapping.NewID()}
-	report, err := store.Import(ctx, m, f, mapping.ImportOptions{Apply: *apply, Relink: *relink})
+	report, err := mapping.NewPostgres(pool, mapping.Options{}).Import(ctx, m, f, mapping.ImportOptions{Apply: *apply, Relink: *relink})
 	if err != nil {
 		fmt.Fprintf(stderr, "dingbridge mapping import: %v\n", err)
 		if errors.Is(err, mapping.ErrInvalid) {
@@ -88,7 +93,45 @@ func runMappingImport(ctx context.Context, args []string, stdout, stderr io.Writ
 	if !report.OK() {
 		return exitFailure
 	}
+	if report.Applied && len(report.Moved) > 0 && !endMovedSessions(ctx, pool, report.Moved, stdout, stderr) {
+		return exitFailure
+	}
 	return exitOK
+}
+
+// endMovedSessions ends what was signed in through the identities an applied import
+// moved to another account, as the console does when it moves one: the provider's
+// sign-in sessions of each identity, with the tokens issued under them, and the console
+// sessions of the account it left. It prints how many ended, and reports whether all
+// could be.
+func endMovedSessions(ctx context.Context, pool *pgxpool.Pool, moved []mapping.MovedIdentity, stdout, stderr io.Writer) bool {
+	sso, console := idp.NewPostgresStore(pool), web.NewPostgresSessions(pool)
+	now := time.Now()
+	identities, accounts := map[mapping.Key]bool{}, map[string]bool{}
+	ended, consoleEnded, ok := 0, 0, true
+	for _, mv := range moved {
+		if !identities[mv.Identity] {
+			identities[mv.Identity] = true
+			n, err := sso.EndIdentitySessions(ctx, mv.Identity.CorpID, mv.Identity.UserID, now)
+			if err != nil {
+				fmt.Fprintf(stderr, "dingbridge mapping import: applied, but the sign-in sessions of %s were not ended: %v\n", mv.Identity, err)
+				ok = false
+			}
+			ended += n
+		}
+		if !accounts[mv.From] {
+			accounts[mv.From] = true
+			n, err := console.RevokeAccount(ctx, mv.From, now)
+			if err != nil {
+				fmt.Fprintf(stderr, "dingbridge mapping import: applied, but the console sessions of account %s were not ended: %v\n", mv.From, err)
+				ok = false
+			}
+			consoleEnded += n
+		}
+	}
+	fmt.Fprintf(stdout, "Moved %d identities to another account: ended %d sign-in sessions through them and %d console sessions of the accounts they left.\n",
+		len(identities), ended, consoleEnded)
+	return ok
 }
 
 // printReport prints an import's outcome line by line, then a summary.
@@ -171,21 +214,31 @@ func exportFile(ctx context.Context, store *mapping.Postgres, path string) error
 // schema is up to date. On failure it prints why and returns a nil store and the exit
 // code; otherwise done closes the pool.
 func openMappingStore(ctx context.Context, path, cmd string, stderr io.Writer) (*mapping.Postgres, func(), int) {
+	pool, code := openCheckedDatabase(ctx, path, cmd, stderr)
+	if pool == nil {
+		return nil, nil, code
+	}
+	return mapping.NewPostgres(pool, mapping.Options{}), pool.Close, exitOK
+}
+
+// openCheckedDatabase is openMappingStore's pool, for commands that use more than the
+// mapping; the caller closes it.
+func openCheckedDatabase(ctx context.Context, path, cmd string, stderr io.Writer) (*pgxpool.Pool, int) {
 	cfg, ok := loadValidConfig(path, true, stderr)
 	if !ok {
-		return nil, nil, exitUsage
+		return nil, exitUsage
 	}
 	pool, err := openDatabase(ctx, cfg.Database)
 	if err != nil {
 		fmt.Fprintf(stderr, "dingbridge %s: %v\n", cmd, err)
-		return nil, nil, exitFailure
+		return nil, exitFailure
 	}
 	if err := checkMigrated(ctx, pool); err != nil {
 		pool.Close()
 		fmt.Fprintf(stderr, "dingbridge %s: %v\n", cmd, err)
-		return nil, nil, exitFailure
+		return nil, exitFailure
 	}
-	return mapping.NewPostgres(pool, mapping.Options{}), pool.Close, exitOK
+	return pool, exitOK
 }
 
 // checkMigrated refuses a database that lacks migrations: the tables would be missing.

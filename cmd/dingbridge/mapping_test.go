@@ -1,13 +1,20 @@
 package main
 
 import (
+	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dingbridge/dingbridge/idp"
+	"github.com/dingbridge/dingbridge/mapping"
 	"github.com/dingbridge/dingbridge/migrations/pgtest"
+	"github.com/dingbridge/dingbridge/web"
 )
 
 func TestMappingImportExport(t *testing.T) {
@@ -119,5 +126,76 @@ func TestMappingCommandLine(t *testing.T) {
 					tt.args, code, out.String(), tt.wantCode, tt.wantOut)
 			}
 		})
+	}
+}
+
+// TestMappingImportEndsSessions: an applied import that moves an identity to
+// another account ends the provider's sign-in sessions of that identity and
+// the console sessions of the account it left; a dry run ends nothing.
+func TestMappingImportEndsSessions(t *testing.T) {
+	url := pgtest.NewDatabaseURL(t)
+	path := writeConfig(t, url, false)
+	pool, err := pgxpool.New(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	ctx, dir := t.Context(), t.TempDir()
+	runImport := func(file string, args ...string) (int, string) {
+		t.Helper()
+		p := filepath.Join(dir, "links.csv")
+		if err := os.WriteFile(p, []byte(file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out lockedBuffer
+		code := run(ctx, append(append([]string{"mapping", "import", "-config", path}, args...), p), &out, &out)
+		return code, out.String()
+	}
+	if code, out := runImport("corp_id,user_id,username\ndingcorp1,u1,zhangsan\ndingcorp1,u2,zhangsan\n,,lisi\n", "-apply"); code != exitOK {
+		t.Fatalf("seed: exit %d:\n%s", code, out)
+	}
+	zhangsan, err := mapping.NewPostgres(pool, mapping.Options{}).AccountByUsername(ctx, "zhangsan")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// 张三 signed in through u1 (the provider's session) and to the console.
+	now := time.Now()
+	sso := idp.NewPostgresStore(pool)
+	if err := sso.CreateSession(ctx, &idp.Session{ID: "sso-u1", Subject: zhangsan.ID, AuthTime: now, AMR: []string{"dingtalk"},
+		DingTalk: idp.DingTalkIDs{CorpID: "dingcorp1", UserID: "u1"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	console := web.NewPostgresSessions(pool)
+	consoleID := sha256.Sum256([]byte("console-session"))
+	if err := console.Create(ctx, web.SessionRecord{IDHash: consoleID, AccountID: zhangsan.ID, Created: now, LastSeen: now, Expires: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	ended := func() (bool, bool) {
+		t.Helper()
+		s, err := sso.Session(ctx, "sso-u1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := console.Session(ctx, consoleID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.EndedAt != nil, !c.Revoked.IsZero()
+	}
+
+	move := "corp_id,user_id,username\ndingcorp1,u1,lisi\n"
+	if code, out := runImport(move, "-relink"); code != exitOK || strings.Contains(out, "sessions") {
+		t.Fatalf("dry run: exit %d:\n%s\nwant exit 0 saying nothing of sessions", code, out)
+	}
+	if s, c := ended(); s || c {
+		t.Fatalf("after the dry run: sign-in session ended %v, console session ended %v; want neither", s, c)
+	}
+	code, out := runImport(move, "-relink", "-apply")
+	if code != exitOK || !strings.Contains(out, "Moved 1 identities to another account: ended 1 sign-in sessions through them and 1 console sessions") {
+		t.Fatalf("apply: exit %d:\n%s\nwant exit 0 saying one session of each ended", code, out)
+	}
+	if s, c := ended(); !s || !c {
+		t.Errorf("after the apply: sign-in session ended %v, console session ended %v; want both", s, c)
 	}
 }

@@ -407,7 +407,7 @@ func startMetricsServer(ctx context.Context, addr string, m *metrics, failed fun
 	logger.InfoContext(ctx, "metrics listening", "addr", ln.Addr().String())
 	done := make(chan error, 1)
 	go func() {
-		err := serveUntilDone(ctx, newHTTPServer(m.handler(logger), logger), ln, logger)
+		err := serveUntilDone(ctx, newHTTPServer(m.handler(logger), logger), ln, nil, logger)
 		if err != nil {
 			err = fmt.Errorf("metrics: %w", err)
 			failed()

@@ -16,6 +16,7 @@ import (
 	"github.com/dingbridge/dingbridge/dingtalk/sharedlimit"
 	"github.com/dingbridge/dingbridge/idp"
 	"github.com/dingbridge/dingbridge/mapping"
+	"github.com/dingbridge/dingbridge/web"
 )
 
 // keyRotationCheck is how often each replica asks whether a signing key is
@@ -204,6 +205,17 @@ type bridge struct {
 	login   *idp.DingTalkConfig   // the sign-in, with the DingTalk clients it uses
 	metrics *metrics              // what it counts; served apart from router
 	limits  *sharedlimit.Postgres // nil unless shared; Flush once the server has stopped
+	console *web.Server           // nil when the admin console is off
+}
+
+// drain waits, in a graceful shutdown once the HTTP server has stopped,
+// for the console's imports running in the background, so that they
+// finish before the database pool closes under them.
+func (b *bridge) drain(ctx context.Context) error {
+	if b.console == nil {
+		return nil
+	}
+	return b.console.Drain(ctx)
 }
 
 // buildBridge is buildBridgeWith its own metrics.
@@ -259,5 +271,6 @@ func buildBridgeWith(ctx context.Context, cfg *Config, store idp.Store, accounts
 	if err := mountEvents(r, cfg, accounts, end, logger); err != nil {
 		return nil, err
 	}
-	return &bridge{router: r, login: login, metrics: m, limits: limits}, nil
+	go runImportJobGC(ctx, accounts, cfg.OIDC.CleanupInterval, logger)
+	return &bridge{router: r, login: login, metrics: m, limits: limits, console: console}, nil
 }

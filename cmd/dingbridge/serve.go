@@ -96,7 +96,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writ
 		defer b.limits.Flush() // before the pool closes
 	}
 	if cfg.Metrics.Listen == "" {
-		return listenAndServe(ctx, cfg.Listen, b.router, logger, stdout)
+		return listenAndServe(ctx, cfg.Listen, b.router, b.drain, logger, stdout)
 	}
 	// Either server failing stops both.
 	ctx, cancel := context.WithCancel(ctx)
@@ -105,7 +105,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	err = listenAndServe(ctx, cfg.Listen, b.router, logger, stdout)
+	err = listenAndServe(ctx, cfg.Listen, b.router, b.drain, logger, stdout)
 	cancel()
 	return errors.Join(err, <-metricsDone)
 }
@@ -163,16 +163,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // listenAndServe serves h on addr until ctx is cancelled, then shuts down
-// gracefully. It prints the bound address on stdout, which matters when addr
-// asks for port 0.
-func listenAndServe(ctx context.Context, addr string, h http.Handler, logger *slog.Logger, stdout io.Writer) error {
+// gracefully, draining what h runs in the background (drain, when not nil;
+// see serveUntilDone). It prints the bound address on stdout, which matters
+// when addr asks for port 0.
+func listenAndServe(ctx context.Context, addr string, h http.Handler, drain func(context.Context) error, logger *slog.Logger, stdout io.Writer) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	fmt.Fprintf(stdout, "dingbridge listening on http://%s\n", ln.Addr())
 	logger.InfoContext(ctx, "listening", "addr", ln.Addr().String())
-	return serveUntilDone(ctx, newHTTPServer(h, logger), ln, logger)
+	return serveUntilDone(ctx, newHTTPServer(h, logger), ln, drain, logger)
 }
 
 // newHTTPServer is the one place server limits are set.
@@ -188,8 +189,11 @@ func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 	}
 }
 
-// serveUntilDone runs srv on ln and shuts it down when ctx ends.
-func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, logger *slog.Logger) error {
+// serveUntilDone runs srv on ln and shuts it down when ctx ends. Once srv
+// has stopped, drain (when not nil) waits for the work its handlers started
+// in the background (the console's imports), within the same grace: the
+// caller closes the database after this returns.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, drain func(context.Context) error, logger *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -205,6 +209,11 @@ func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, logg
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http server: %w", err)
+	}
+	if drain != nil {
+		if err := drain(sctx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
 	}
 	return nil
 }

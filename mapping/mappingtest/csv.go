@@ -318,7 +318,19 @@ func testImportChanges(t *testing.T, newStore NewStore) {
 				l.Line, l.Outcome, l.Changes, l.Conflict, l.ConflictWith, l.Field, w.outcome, w.changes, w.conflict, w.with, w.field)
 		}
 	}
+	// The identities moved from one account to another: u1 from zhangsan (line 5), w1
+	// from wangwu (line 8). Line 4 links u9, which was not linked: nothing moved.
+	zs, err := e.s.AccountByUsername(t.Context(), "zhangsan")
+	ok(t, "AccountByUsername", err)
+	wantMoved := []mapping.MovedIdentity{{Identity: mapping.Key{CorpID: "dingcorp1", UserID: "u1"}, From: zs.ID},
+		{Identity: mapping.Key{CorpID: "dingcorp1", UserID: "w1"}, From: ww.ID}}
+	if !reflect.DeepEqual(r.Moved, wantMoved) {
+		t.Errorf("moved = %+v, want %+v", r.Moved, wantMoved)
+	}
 	plain := importCSV(t, e.s, file, mapping.ImportOptions{})
+	if len(plain.Moved) != 0 {
+		t.Errorf("moved without relink = %+v, want none (lines 5 and 8 are conflicts)", plain.Moved)
+	}
 	if l := plain.Lines[3]; l.Outcome != mapping.OutcomeConflict || l.Conflict != mapping.ConflictIdentityLinked || l.ConflictWith != "zhangsan" {
 		t.Errorf("line 5 without relink = %s %q with %q, want a conflict identity_linked with zhangsan", l.Outcome, l.Conflict, l.ConflictWith)
 	}
@@ -464,9 +476,25 @@ func testImportJobs(t *testing.T, newStore NewStore) {
 	_, err = e.s.CreateImportJob(ctx, mapping.ImportJob{Owner: "admin1", State: "lost", Data: data, ExpiresAt: e.clock.Now().Add(time.Hour)})
 	wantIs(t, "job in an unknown state", err, mapping.ErrInvalid)
 
+	live, err := e.s.CreateImportJob(ctx, mapping.ImportJob{Owner: "admin2", State: mapping.JobPreviewing, Data: data,
+		ExpiresAt: e.clock.Now().Add(2 * time.Hour)})
+	ok(t, "CreateImportJob", err)
+	if n, err := e.s.DeleteExpiredImportJobs(ctx); n != 0 || err != nil {
+		t.Errorf("DeleteExpiredImportJobs before any expired = %d, %v; want 0", n, err)
+	}
+
 	e.clock.Advance(time.Hour)
 	_, err = e.s.ImportJob(ctx, "admin1", j.ID, 0)
 	wantIs(t, "expired job", err, mapping.ErrNotFound)
 	_, err = e.s.UpdateImportJob(ctx, done, mapping.JobApplied)
 	wantIs(t, "update of an expired job", err, mapping.ErrNotFound)
+	// The periodic clean-up deletes the expired job, and only it.
+	if n, err := e.s.DeleteExpiredImportJobs(ctx); n != 1 || err != nil {
+		t.Errorf("DeleteExpiredImportJobs = %d, %v; want the one expired job", n, err)
+	}
+	if n, err := e.s.DeleteExpiredImportJobs(ctx); n != 0 || err != nil {
+		t.Errorf("DeleteExpiredImportJobs again = %d, %v; want 0", n, err)
+	}
+	_, err = e.s.ImportJob(ctx, "admin2", live.ID, 0)
+	ok(t, "ImportJob of the job that has not expired", err)
 }
