@@ -578,31 +578,30 @@ const (
 	// into the old token's family. Nothing is inserted, and nothing
 	// changes, if the old token is not rotatable or the grant is revoked;
 	// a failed insert (a taken hash or id) undoes the mark.
-	rotateRefreshTokenSQL = `with g as (select grant_revoked_at is not null as revoked from auth_requests where id = $5 for share),
+	rotateRefreshTokenSQL = rotateMarkSQL + `
+insert into refresh_tokens (` + refreshTokenColumns + `)
+select ` + rotateNextValues + ` from u`
+
+	// rotateMarkSQL is the part of both rotations that locks the grant and
+	// marks the old token used (u, returning its family).
+	rotateMarkSQL = `with g as (select grant_revoked_at is not null as revoked from auth_requests where id = $5 for share),
 u as (
 	update refresh_tokens set used_at = $2
 	where hash = $1 and used_at is null and revoked_at is null and expires_at > $2 and family_expires_at > $2
 		and not exists (select from g where revoked)
 	returning family_id
-)
-insert into refresh_tokens (` + refreshTokenColumns + `)
-select $3, $4, u.family_id, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20 from u`
+)`
+	rotateNextValues = `$3, $4, u.family_id, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20`
 
 	// rotateWithAccessSQL is rotateRefreshTokenSQL that also inserts the
 	// access token issued from next ($21…$35: createAccessTokenSQL's
 	// columns but the family) into the same family, from the inserted
 	// row, so exactly when the rotation happens; a failed insert (a taken
 	// id) undoes the whole rotation.
-	rotateWithAccessSQL = `with g as (select grant_revoked_at is not null as revoked from auth_requests where id = $5 for share),
-u as (
-	update refresh_tokens set used_at = $2
-	where hash = $1 and used_at is null and revoked_at is null and expires_at > $2 and family_expires_at > $2
-		and not exists (select from g where revoked)
-	returning family_id
-),
+	rotateWithAccessSQL = rotateMarkSQL + `,
 n as (
 	insert into refresh_tokens (` + refreshTokenColumns + `)
-	select $3, $4, u.family_id, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20 from u
+	select ` + rotateNextValues + ` from u
 	returning family_id
 )
 insert into access_tokens (` + accessTokenColumns + `)

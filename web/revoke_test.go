@@ -78,11 +78,7 @@ func TestConsoleIdentityChangeEndsSessions(t *testing.T) {
 			return nil
 		}
 		// 李四 becomes an administrator, signed in to the console.
-		lisi := c.account(t, c.staff.ID)
-		lisi.Groups = []string{"admins"}
-		if _, err := c.st.UpdateAccount(t.Context(), mapping.Meta{Actor: "test"}, lisi); err != nil {
-			t.Fatal(err)
-		}
+		lisi := c.makeAdmin(t, c.staff.ID)
 		k := c.lisiID.Key()
 		version := func() string { return strconv.FormatInt(c.binding(t, k).Version, 10) }
 		steps := []struct {
@@ -152,11 +148,7 @@ func TestImportRelinkEndsSessions(t *testing.T) {
 			return nil
 		}
 		// 李四 is an administrator too, signed in to the console.
-		lisi := c.account(t, c.staff.ID)
-		lisi.Groups = []string{"admins"}
-		if _, err := c.st.UpdateAccount(t.Context(), mapping.Meta{Actor: "test"}, lisi); err != nil {
-			t.Fatal(err)
-		}
+		lisi := c.makeAdmin(t, c.staff.ID)
 		lck, _ := c.signIn(t, c.account(t, lisi.ID))
 
 		// 李四's identity moves to 张三; 王五's, not linked, is linked to 张三.
@@ -194,4 +186,16 @@ func TestImportRelinkEndsSessions(t *testing.T) {
 			t.Error("the administrator who applied the import was signed out")
 		}
 	})
+}
+
+// makeAdmin puts the account in the admin group and returns it as saved.
+func (c *accountsConsole) makeAdmin(t *testing.T, id string) mapping.Account {
+	t.Helper()
+	a := c.account(t, id)
+	a.Groups = []string{"admins"}
+	a, err := c.st.UpdateAccount(t.Context(), mapping.Meta{Actor: "test"}, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -57,12 +57,7 @@ func TestBrowserBulkApprove(t *testing.T) {
 	bg := t.Context()
 	m := mapping.Meta{Actor: "browser-test"}
 
-	if _, _, body := w.signInThrough(t, jarClient(t), w.wikiURL+"/login", "manager4927"); !strings.Contains(body, "账号尚未开通") {
-		t.Fatalf("陈静 is not waiting:\n%s", body)
-	}
-	if _, _, body := w.signInThroughCorp(t, jarClient(t), w.wikiURL+"/login", fake.DemoCorp2ID, "chenchen"); !strings.Contains(body, "账号尚未开通") {
-		t.Fatalf("陈晨 is not waiting:\n%s", body)
-	}
+	w.leaveWaiting(t)
 
 	setLanguage(t, ctx, "zh-CN,zh;q=0.9")
 	w.adminBrowserSignIn(t, ctx, "zhangsan")
@@ -179,5 +174,17 @@ func TestBrowserBulkApprove(t *testing.T) {
 	browse(t, ctx, "count rows", chromedp.Evaluate(`document.querySelectorAll('#accounts tbody tr').length`, &n))
 	if n != 0 {
 		t.Errorf("disabled accounts matching zhang: %d rows, want none (zhangsan is enabled)", n)
+	}
+}
+
+// leaveWaiting has 陈静 (corp 1) and 陈晨 (corp 2) try to sign in, which
+// leaves each with a pending request.
+func (w *signinWorld) leaveWaiting(t *testing.T) {
+	t.Helper()
+	if _, _, body := w.signInThrough(t, jarClient(t), w.wikiURL+"/login", "manager4927"); !strings.Contains(body, "账号尚未开通") {
+		t.Fatalf("陈静 is not waiting:\n%s", body)
+	}
+	if _, _, body := w.signInThroughCorp(t, jarClient(t), w.wikiURL+"/login", fake.DemoCorp2ID, "chenchen"); !strings.Contains(body, "账号尚未开通") {
+		t.Fatalf("陈晨 is not waiting:\n%s", body)
 	}
 }
